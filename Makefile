@@ -1,0 +1,33 @@
+# The two commands: `make run` starts the service, `make test` runs the tests.
+# Both build .venv on first use; torch is pinned to the CPU build (unpinned torch pulls CUDA).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: run test lint openapi bench clean
+
+$(BIN)/loss-service: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/loss-service
+	$(BIN)/loss-service serve
+
+test: $(BIN)/loss-service
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+lint: $(BIN)/loss-service
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+
+openapi: $(BIN)/loss-service
+	$(BIN)/loss-service openapi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage

@@ -1,0 +1,13 @@
+"""HTTP adapters over the engine; include_routers is the one place routers are attached."""
+
+from fastapi import FastAPI
+
+from service import metrics
+from service.api import health, v1
+from service.losses import LossSpec
+
+
+def include_routers(app: FastAPI, registry: dict[str, LossSpec]) -> None:
+    app.include_router(health.router)
+    app.include_router(v1.build_router(registry))
+    app.include_router(metrics.build_router())

@@ -1,0 +1,36 @@
+"""Reading a JSON request body: media type first, then at most max_body_bytes while it streams."""
+
+from starlette.requests import Request
+
+from service.errors import PayloadTooLarge, UnsupportedMediaType
+
+
+def is_json(content_type: str) -> bool:
+    """application/json or application/<anything>+json, with any parameters."""
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    """The whole body, or 415 for a non-JSON content type and 413 past `limit` bytes.
+
+    The limit holds while the body streams in, so an oversized upload is never buffered whole.
+    """
+    content_type = request.headers.get("content-type", "")
+    if not is_json(content_type):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, not '{content_type or 'none'}'"
+        )
+    too_large = PayloadTooLarge(f"the body exceeds max_body_bytes ({limit} bytes)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

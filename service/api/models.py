@@ -1,0 +1,92 @@
+"""Response models: they document the wire format in OpenAPI; routes return them or bytes."""
+
+from typing import Any
+
+from pydantic import BaseModel
+from typing_extensions import TypeAliasType
+
+from service.types import DTypeName, Reduction
+
+TensorJSON = TypeAliasType("TensorJSON", "float | list[TensorJSON]")  # type: ignore[misc]
+"""A JSON number (0-d tensor) or nested arrays of numbers, row-major and rectangular."""
+ResultJSON = TypeAliasType("ResultJSON", "float | list[ResultJSON] | None")  # type: ignore[misc]
+"""A result tensor; a non-finite value is null, and `warnings` says which."""
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Ready(BaseModel):
+    status: str = "ready"
+    devices: list[str]
+
+
+class Limits(BaseModel):
+    max_body_bytes: int
+    max_elements: int
+    max_concurrency: int
+
+
+class Info(BaseModel):
+    version: str
+    torch_version: str
+    devices: list[str]
+    default_device: str
+    limits: Limits
+
+
+class TensorEntry(BaseModel):
+    name: str
+    kind: str
+    shape: str
+    dtype: str
+    grad: bool
+
+
+class ParameterEntry(BaseModel):
+    type: str
+    default: Any
+    description: str | None
+
+
+class LossEntry(BaseModel):
+    name: str
+    summary: str
+    reference: str
+    tensors: list[TensorEntry]
+    parameters: dict[str, ParameterEntry]
+    reductions: list[Reduction]
+    default_reduction: Reduction
+
+
+class Catalogue(BaseModel):
+    losses: list[LossEntry]
+
+
+class LossResponse(BaseModel):
+    loss: ResultJSON
+    grad: dict[str, ResultJSON] | None = None
+    """Present when the request set grad: one gradient per prediction tensor, of its shape."""
+    reduction: Reduction
+    shape: list[int]
+    dtype: DTypeName
+    device: str
+    warnings: list[str] | None = None
+    """Present when a result holds non-finite values, written as null."""
+
+
+class ProblemError(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, served as application/problem+json."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemError] | None = None

@@ -1,0 +1,28 @@
+"""Per-loss request models, for OpenAPI only: requests are decoded by api.requests."""
+
+from functools import cache
+
+from pydantic import BaseModel, Field, create_model
+
+from service.api.models import TensorJSON
+from service.losses import LossSpec
+from service.losses.spec import _camel
+
+
+@cache
+def request_model(spec: LossSpec) -> type[BaseModel]:
+    """{tensors..., tensor parameters..., parameters..., reduction, grad, dtype, device}."""
+    tensors = {
+        t.name: (TensorJSON, Field(description=f"{t.kind}, shape {t.shape}")) for t in spec.tensors
+    }
+    tensor_params = {
+        p.name: (TensorJSON | None, Field(default=None, description=p.description))
+        for p in spec.tensor_params
+    }
+    return create_model(
+        f"{_camel(spec.name)}Request",
+        __base__=(spec.options, spec.params),
+        __doc__=spec.summary,
+        **tensors,
+        **tensor_params,
+    )

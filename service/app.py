@@ -1,0 +1,101 @@
+"""create_app(settings) -> FastAPI: lifespan, routers, error handlers, middleware."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from service import __version__
+from service.api import include_routers
+from service.api.schemas import request_model
+from service.config import Settings
+from service.engine import Engine
+from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
+from service.losses import REGISTRY
+from service.metrics import Metrics, MetricsMiddleware
+
+DESCRIPTION = """PyTorch loss functions and their gradients over HTTP.
+
+Every loss is named after its `torch.nn.functional` function and takes the same tensors,
+keyword arguments and defaults. Errors are `application/problem+json` (RFC 9457)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = Engine(settings)
+        await run_in_threadpool(engine.warm_up)
+        app.state.engine = engine
+        yield
+
+    app = FastAPI(
+        title="loss-service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    include_routers(app, REGISTRY)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, losses=REGISTRY.keys())
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _operation_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+async def _service_error(request: Request, error: Exception) -> Response:
+    if not isinstance(error, ServiceError):  # pragma: no cover - registered for ServiceError only
+        raise error
+    return error.response()
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 and 405 (unknown path, wrong method) as problem documents."""
+    if not isinstance(error, HTTPException):  # pragma: no cover
+        raise error
+    if error.status_code == 405:
+        problem: ServiceError = MethodNotAllowed(f"{request.method} is not allowed on this path")
+        problem.headers.update(error.headers or {})
+    elif error.status_code == 404:
+        problem = NotFound(f"no route for {request.method} {request.url.path}")
+    else:
+        problem = ServiceError(str(error.detail))
+        problem.status = error.status_code
+    return problem.response()
+
+
+async def _validation_error(request: Request, error: Exception) -> Response:
+    if not isinstance(error, RequestValidationError):  # pragma: no cover
+        raise error
+    return from_validation_errors(error.errors()).response()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the per-loss request schemas that the POST routes refer to."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for spec in REGISTRY.values():
+            model = request_model(spec)
+            definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(definition.pop("$defs", {}))
+            components[model.__name__] = definition
+        app.openapi_schema = schema
+    return app.openapi_schema

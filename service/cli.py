@@ -1,0 +1,60 @@
+"""The loss-service command: serve, openapi, losses."""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+OPENAPI_PATH = Path("openapi/openapi.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="loss-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service with uvicorn")
+    serve.add_argument("--host", help="bind address (LOSS_SERVICE_HOST)")
+    serve.add_argument("--port", type=int, help="TCP port (LOSS_SERVICE_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (LOSS_SERVICE_WORKERS)")
+    openapi = commands.add_parser("openapi", help="write the OpenAPI document")
+    openapi.add_argument("--output", type=Path, default=OPENAPI_PATH)
+    commands.add_parser("losses", help="print the loss catalogue as JSON")
+    args = parser.parse_args(argv)
+
+    if args.command == "serve":
+        _serve(args.host, args.port, args.workers)
+    elif args.command == "openapi":
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(openapi_json())
+        print(f"wrote {args.output}")
+    else:
+        from service.losses import REGISTRY
+
+        print(json.dumps([spec.entry() for spec in REGISTRY.values()], indent=2))
+
+
+def openapi_json() -> str:
+    """The checked-in document's exact text."""
+    from service.app import create_app
+
+    return json.dumps(create_app().openapi(), indent=2, sort_keys=False) + "\n"
+
+
+def _serve(host: str | None, port: int | None, workers: int | None) -> None:
+    import uvicorn
+
+    from service.config import Settings
+
+    # Flags become environment variables so that every worker process reads the same settings.
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"LOSS_SERVICE_{name}"] = str(value)
+    settings = Settings()
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )

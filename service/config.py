@@ -1,0 +1,53 @@
+"""Settings, read from LOSS_SERVICE_* environment variables."""
+
+import re
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LOSS_SERVICE_", frozen=True, use_attribute_docstrings=True
+    )
+
+    host: str = "127.0.0.1"
+    """Address `serve` binds to (use 0.0.0.0 in a container)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    """TCP port `serve` listens on."""
+    workers: Annotated[int, Field(ge=1)] = 1
+    """uvicorn worker processes; one per core scales across cores."""
+    device: str = "auto"
+    """Default device: auto (first CUDA device if any, else cpu), cpu, cuda or cuda:N."""
+    torch_threads: Annotated[int, Field(ge=1)] = 1
+    """torch intra-op threads per worker; more threads slow small requests down."""
+    max_body_bytes: Annotated[int, Field(ge=1)] = 64 * 1024 * 1024
+    """Largest accepted request body, enforced while it streams in (413 beyond)."""
+    max_elements: Annotated[int, Field(ge=1)] = 16_777_216
+    """Most tensor elements of one request, all tensors together (413 beyond)."""
+    max_concurrency: Annotated[int, Field(ge=1)] = 4
+    """Computations in flight per worker; further requests wait for a slot."""
+    queue_timeout: Annotated[float, Field(ge=0)] = 1.0
+    """Seconds a request waits for a computation slot before a 503 with Retry-After."""
+    log_level: str = "info"
+    """uvicorn log level: critical, error, warning, info, debug or trace."""
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not DEVICE_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"LOSS_SERVICE_DEVICE must be auto, cpu, cuda or cuda:N, not {value!r}"
+            )
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        levels = ("critical", "error", "warning", "info", "debug", "trace")
+        if value.lower() not in levels:
+            raise ValueError(f"LOSS_SERVICE_LOG_LEVEL must be one of {', '.join(levels)}")
+        return value.lower()

@@ -1,0 +1,99 @@
+"""The engine: validated numpy arrays in, loss and gradients out, on a chosen device and dtype.
+
+It knows nothing of HTTP or JSON. It owns the device list, torch's thread count and the gate
+that bounds how many computations run at once.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from service.config import Settings
+from service.errors import Invalid, Unavailable
+from service.losses import LossSpec
+from service.losses.spec import Arrays, Options, Params
+from service.tensors.torch import DTYPES, nonfinite, to_numpy, to_torch
+
+
+@dataclass(frozen=True, slots=True)
+class LossResult:
+    loss: np.ndarray
+    grad: dict[str, np.ndarray]
+    device: str
+
+    @property
+    def warnings(self) -> list[str]:
+        found = [nonfinite("loss", self.loss)]
+        found += [nonfinite(f"grad.{name}", g) for name, g in self.grad.items()]
+        return [w for w in found if w]
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        torch.set_num_threads(settings.torch_threads)
+        cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        self.devices: list[str] = ["cpu", *cuda]
+        self.default_device = self._resolve(settings.device, ("LOSS_SERVICE_DEVICE",))
+        self.max_concurrency = settings.max_concurrency
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._queue_timeout = settings.queue_timeout
+
+    def device(self, name: str | None) -> torch.device:
+        """The device for a request's `device` field; None means the server's default."""
+        return self.default_device if name is None else self._resolve(name, ("device",))
+
+    def _resolve(self, name: str, loc: tuple[str]) -> torch.device:
+        if name == "auto":
+            name = self.devices[1] if len(self.devices) > 1 else "cpu"
+        elif name == "cuda":
+            name = "cuda:0"
+        if name not in self.devices:
+            raise Invalid.at(
+                loc,
+                f"{loc[0]} '{name}' is not available; this server has: {', '.join(self.devices)}",
+                "device_unavailable",
+            )
+        return torch.device(name)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Holds one of max_concurrency computation slots; 503 after waiting queue_timeout."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
+        except TimeoutError:
+            raise Unavailable(
+                f"all {self.max_concurrency} computation slots are busy; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def compute(
+        self, spec: LossSpec, arrays: Arrays, params: Params, options: Options
+    ) -> LossResult:
+        """Validates, then runs spec's torch call; gradients by autograd, keyed by tensor name."""
+        arrays = spec.validate(arrays, params, options.reduction)
+        device = self.device(options.device)
+        dtype = DTYPES[options.dtype]
+        tensors = {name: to_torch(a, device, dtype) for name, a in arrays.items()}
+        wanted = [t.name for t in spec.tensors if t.grad] if options.grad else []
+        for name in wanted:
+            tensors[name].requires_grad_()
+        with torch.inference_mode(not wanted):
+            loss = spec.call(**tensors, **dict(params), reduction=options.reduction)
+            if wanted:
+                # reduction "none": the gradient of the sum, as API.md defines it.
+                loss.sum().backward()
+        grads = {name: to_numpy(tensors[name].grad) for name in wanted}
+        return LossResult(to_numpy(loss), grads, str(device))
+
+    def warm_up(self) -> None:
+        """One tiny forward and backward, so the first request does not pay for torch's setup."""
+        x = torch.zeros(1, 2, requires_grad=True)
+        torch.nn.functional.cross_entropy(x, torch.zeros(1, dtype=torch.int64)).backward()

@@ -1,0 +1,124 @@
+"""Validation rules shared by the loss declarations, on numpy arrays before any torch call.
+
+Each raises Invalid naming the field, the first offending index (row-major) and the rule.
+"""
+
+import numpy as np
+
+from service.errors import Invalid
+from service.types import Loc
+
+
+def first(name: str, array: np.ndarray, bad: np.ndarray) -> tuple[Loc, str] | None:
+    """The location and "name[i, j] = v" of the first True in `bad`, or None."""
+    if not bad.any():
+        return None
+    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    value = array[index].item()
+    where = f"{name}[{', '.join(map(str, index))}]" if index else name
+    return (name, *map(int, index)), f"{where} = {value!r}"
+
+
+def reject_first(name: str, array: np.ndarray, bad: np.ndarray, rule: str, type: str) -> None:
+    """Raises "name[i] = v <rule>" at the first True in `bad`."""
+    found = first(name, array, bad)
+    if found:
+        loc, what = found
+        raise Invalid.at(loc, f"{what} {rule}", type)
+
+
+def same_shape(name: str, array: np.ndarray, other: str, shape: tuple[int, ...]) -> None:
+    if array.shape != shape:
+        raise Invalid.at(
+            (name,),
+            f"{name} has shape {array.shape} but {other} has shape {shape}; they must be equal",
+            "shape_mismatch",
+        )
+
+
+def broadcasts(name: str, array: np.ndarray, other: str, shape: tuple[int, ...]) -> None:
+    """`array` must broadcast to `shape` without enlarging it, as PyTorch's weight does."""
+    try:
+        fits = np.broadcast_shapes(array.shape, shape) == shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise Invalid.at(
+            (name,),
+            f"{name} of shape {array.shape} does not broadcast to {other}'s shape {shape}",
+            "broadcast",
+        )
+
+
+def probabilities(name: str, array: np.ndarray) -> None:
+    reject_first(
+        name, array, (array < 0) | (array > 1), "is not a probability in [0, 1]", "probability"
+    )
+
+
+def integers(name: str, array: np.ndarray, what: str) -> None:
+    """JSON integers only: a float array means some number was written as 2.0 or 2e0."""
+    if array.dtype.kind == "i":
+        return
+    reject_first(name, array, array != np.trunc(array), f"is not an integer {what}", "integer")
+    raise Invalid.at(
+        (name,),
+        f"{name} holds numbers written as floats (such as 2.0); each {what} must be a JSON integer",
+        "integer",
+    )
+
+
+def class_count(input: np.ndarray) -> int:
+    """C of an input shaped (C) or (N, C, d1, ..., dK)."""
+    return input.shape[0] if input.ndim == 1 else input.shape[1]
+
+
+def class_index_shape(input: np.ndarray) -> tuple[int, ...]:
+    """The target shape for class indices: () for (C), (N, d1, ..., dK) for (N, C, d1, ...)."""
+    return input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+
+
+def class_weight(name: str, weight: np.ndarray, classes: int) -> None:
+    if weight.shape != (classes,):
+        raise Invalid.at(
+            (name,),
+            f"{name} has shape {weight.shape}; it needs one value per class, shape ({classes},)",
+            "shape_mismatch",
+        )
+
+
+def class_indices(
+    target: np.ndarray,
+    input: np.ndarray,
+    *,
+    ignore_index: int,
+    weight: np.ndarray | None,
+    reduction: str,
+) -> None:
+    """Integer targets in [0, C) or ignore_index; for "mean", a non-zero (weighted) count."""
+    same_shape("target", target, "class indices for input", class_index_shape(input))
+    integers("target", target, "class index")
+    classes = class_count(input)
+    kept = target != ignore_index
+    reject_first(
+        "target",
+        target,
+        kept & ((target < 0) | (target >= classes)),
+        f"is not a class index in [0, {classes}) and is not ignore_index ({ignore_index})",
+        "class_index_out_of_range",
+    )
+    if reduction != "mean":
+        return
+    if not kept.any():
+        raise Invalid.at(
+            ("target",),
+            f"every target is ignore_index ({ignore_index}); reduction 'mean' has nothing"
+            " to average (use 'sum' or 'none')",
+            "all_ignored",
+        )
+    if weight is not None and weight[target[kept]].sum() == 0:
+        raise Invalid.at(
+            ("weight",),
+            "the weights of the targets sum to 0; reduction 'mean' would divide by it",
+            "zero_weight_sum",
+        )

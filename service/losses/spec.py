@@ -1,0 +1,187 @@
+"""LossSpec: the one declaration of a loss, from which its endpoint, schema and catalogue derive.
+
+A declaration holds the loss's tensors (name, kind, ranks, element type, whether it gets a
+gradient), its tensor parameters (`weight`, `pos_weight`, ...), a pydantic model of its scalar
+parameters with PyTorch's defaults, a check that rejects what PyTorch would raise on, assert on
+or answer with NaN, and the torch call itself.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from service.config import DEVICE_PATTERN
+from service.errors import Invalid, from_validation_errors
+from service.tensors.json import MAX_RANK, ElementKind
+from service.types import DTypeName, Reduction
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    name: str
+    kind: str
+    """What the numbers are: "logits", "class indices or class probabilities", ..."""
+    shape: str
+    """The accepted shapes in PyTorch's notation: "(N, C) or (N, C, d1, ..., dK)"."""
+    dtype: ElementKind = "float"
+    grad: bool = False
+    """Whether `grad: true` returns this tensor's gradient (predictions only)."""
+    ranks: range = range(MAX_RANK + 1)
+    may_be_empty: bool = False
+
+    def entry(self) -> dict[str, Any]:
+        fields = ("name", "kind", "shape", "dtype", "grad")
+        return {name: getattr(self, name) for name in fields}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorParam:
+    """An optional tensor keyword argument such as `weight`; never differentiated."""
+
+    name: str
+    description: str
+    shape: str
+    ranks: range = range(MAX_RANK + 1)
+    type: str = "tensor"
+
+
+class Params(BaseModel):
+    """Scalar loss parameters: strict (no 2.0 for an int, no 1 for a bool), no unknown fields."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, use_attribute_docstrings=True
+    )
+
+
+class Options(Params):
+    """What every loss request may set besides its tensors and parameters."""
+
+    reduction: Reduction = "mean"
+    """How the per-element losses are combined: none, mean or sum, as in PyTorch."""
+    grad: bool = False
+    """Also return the gradient of the loss (of its sum for reduction none) per prediction."""
+    dtype: DTypeName = "float32"
+    """Precision of the computation and of the returned numbers."""
+    device: str | None = Field(default=None, pattern=DEVICE_PATTERN.pattern)
+    """auto, cpu, cuda or cuda:N; null (the default) uses the server's default device."""
+
+
+Check = Callable[[Arrays, Any, str], Arrays | None]
+"""check(arrays, params, reduction) raises Invalid, or returns replaced arrays (or None)."""
+
+
+def _no_check(arrays: Arrays, params: Any, reduction: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    """The torch.nn.functional name, e.g. "cross_entropy"."""
+    summary: str
+    reference: str
+    tensors: tuple[TensorSpec, ...]
+    call: Callable[..., torch.Tensor]
+    """call(**tensors, **tensor_params, **params, reduction=...) -> loss tensor."""
+    params: type[Params] = Params
+    tensor_params: tuple[TensorParam, ...] = ()
+    check: Check = _no_check
+    reductions: tuple[Reduction, ...] = ("none", "mean", "sum")
+    options: type[Options] = field(init=False)
+
+    def __post_init__(self) -> None:
+        reduction = Literal[self.reductions]  # type: ignore[valid-type]
+        options = create_model(
+            f"{_camel(self.name)}Options",
+            __base__=Options,
+            reduction=(reduction, Field(default="mean", description=_REDUCTION_DOC)),
+        )
+        object.__setattr__(self, "options", options)
+
+    @property
+    def element_kinds(self) -> dict[str, ElementKind]:
+        kinds = {t.name: t.dtype for t in self.tensors}
+        return kinds | {p.name: "float" for p in self.tensor_params}
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field a request for this loss may hold."""
+        return (*self.element_kinds, *self.params.model_fields, *self.options.model_fields)
+
+    def parse_options(self, values: Mapping[str, Any]) -> tuple[Params, Options]:
+        """The scalar fields as (params, options); one Invalid listing every bad field."""
+        errors: list[Any] = []
+        results = []
+        for model in (self.params, self.options):
+            subset = {k: v for k, v in values.items() if k in model.model_fields}
+            try:
+                results.append(model.model_validate(subset))
+            except ValidationError as error:
+                errors.extend(error.errors(include_url=False))
+        if errors:
+            raise from_validation_errors(errors)
+        params, options = results
+        return params, options  # type: ignore[return-value]
+
+    def validate(self, arrays: Arrays, params: Params, reduction: str) -> Arrays:
+        """The arrays the torch call may safely take, or Invalid naming field, index and rule."""
+        for spec in self.tensors:
+            if spec.name not in arrays:
+                raise Invalid.at((spec.name,), f"{spec.name} is required", "missing")
+            _check_rank(spec.name, arrays[spec.name], spec.ranks, spec.shape)
+            if arrays[spec.name].size == 0 and not spec.may_be_empty:
+                raise Invalid.at(
+                    (spec.name,),
+                    f"{spec.name} of shape {arrays[spec.name].shape} is empty;"
+                    " a loss needs at least one element",
+                    "empty",
+                )
+        for param in self.tensor_params:
+            if param.name in arrays:
+                _check_rank(param.name, arrays[param.name], param.ranks, param.shape)
+        return self.check(arrays, params, reduction) or arrays
+
+    def entry(self) -> dict[str, Any]:
+        """The catalogue entry."""
+        parameters = {
+            p.name: {"type": p.type, "default": None, "description": p.description}
+            for p in self.tensor_params
+        }
+        schema = self.params.model_json_schema()["properties"]
+        for name, info in self.params.model_fields.items():
+            parameters[name] = {
+                "type": schema[name].get("type", "number"),
+                "default": info.default,
+                "description": info.description,
+            }
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "reference": self.reference,
+            "tensors": [t.entry() for t in self.tensors],
+            "parameters": parameters,
+            "reductions": list(self.reductions),
+            "default_reduction": "mean",
+        }
+
+
+_REDUCTION_DOC = Options.model_fields["reduction"].description
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _check_rank(name: str, array: np.ndarray, ranks: range, shape: str) -> None:
+    if array.ndim not in ranks:
+        raise Invalid.at(
+            (name,),
+            f"{name} has {array.ndim} dimensions (shape {array.shape}); expected {shape}",
+            "rank",
+        )

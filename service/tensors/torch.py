@@ -1,0 +1,27 @@
+"""numpy <-> torch: tensors onto a device in the computation's dtype, results back to numpy."""
+
+import numpy as np
+import torch
+
+from service.types import DTypeName
+
+DTYPES: dict[DTypeName, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+
+
+def to_torch(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Floats in `dtype`, integers as int64 (class indices), without a copy where possible."""
+    tensor = torch.from_numpy(array)
+    target = dtype if tensor.is_floating_point() else torch.int64
+    return tensor.to(device=device, dtype=target)
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def nonfinite(name: str, array: np.ndarray) -> str | None:
+    """A warning naming how many values of `array` are NaN or infinite, or None if none are."""
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if not bad:
+        return None
+    return f"{name}: {bad} of {array.size} values are not finite (NaN or infinity), written as null"
