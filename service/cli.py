@@ -3,6 +3,8 @@
 import argparse
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 OPENAPI_PATH = Path("openapi/openapi.json")
@@ -49,6 +51,9 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
         if value is not None:
             os.environ[f"LOSS_SERVICE_{name}"] = str(value)
     settings = Settings()
+    # uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
+    # handler it found installed: this one, so that a graceful stop exits 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
         "service.app:create_app",
         factory=True,

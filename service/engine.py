@@ -14,7 +14,7 @@ import torch
 
 from service.config import Settings
 from service.errors import Invalid, Unavailable
-from service.losses import LossSpec
+from service.losses import LossSpec, checks
 from service.losses.spec import Arrays, Options, Params
 from service.tensors.torch import DTYPES, nonfinite, to_numpy, to_torch
 
@@ -81,6 +81,8 @@ class Engine:
         arrays = spec.validate(arrays, params, options.reduction)
         device = self.device(options.device)
         dtype = DTYPES[options.dtype]
+        if dtype == torch.float32:
+            _fit_float32(arrays)
         tensors = {name: to_torch(a, device, dtype) for name, a in arrays.items()}
         wanted = [t.name for t in spec.tensors if t.grad] if options.grad else []
         for name in wanted:
@@ -97,3 +99,19 @@ class Engine:
         """One tiny forward and backward, so the first request does not pay for torch's setup."""
         x = torch.zeros(1, 2, requires_grad=True)
         torch.nn.functional.cross_entropy(x, torch.zeros(1, dtype=torch.int64)).backward()
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fit_float32(arrays: Arrays) -> None:
+    """Numbers beyond float32's range would become infinities, and the loss NaN."""
+    for name, array in arrays.items():
+        if array.dtype.kind == "f" and array.size and np.abs(array).max() > FLOAT32_MAX:
+            checks.reject_first(
+                name,
+                array,
+                np.abs(array) > FLOAT32_MAX,
+                "is beyond float32's range; send dtype float64",
+                "float32_overflow",
+            )

@@ -1,4 +1,4 @@
-"""The real app, in-process; every response it gives in the suite must be below 500."""
+"""The real app, in-process; no response it gives in the suite may be a 5xx but 503."""
 
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +12,9 @@ from service.config import Settings
 
 
 def no_server_errors(response: httpx2.Response) -> None:
-    assert response.status_code < 500, f"{response.status_code}: {response.read()!r}"
+    """A 5xx is a bug; 503 (not ready, overloaded) is the one the contract documents."""
+    status = response.status_code
+    assert status < 500 or status == 503, f"{status}: {response.read()!r}"
 
 
 def make_client(settings: Settings | None = None) -> TestClient:

@@ -19,6 +19,16 @@ def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.sum() if reduction == "sum" else loss
 
 
+def modulating_factor(q: torch.Tensor, gamma: float) -> torch.Tensor:
+    """q ** gamma where q = 1 - p_t, with a gradient of 0, not NaN, where q = 0.
+
+    For gamma < 1 the slope of q ** gamma at q = 0 is infinite and autograd multiplies it by
+    0; the loss's true gradient there is 0 (its limit), so q = 0 is routed around the power.
+    """
+    positive = q > 0
+    return torch.where(positive, torch.where(positive, q, 1) ** gamma, 0.0 if gamma else 1.0)
+
+
 def sigmoid_focal_loss(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -37,8 +47,10 @@ def sigmoid_focal_loss(
     p = torch.sigmoid(input)
     # -log(p_t) from logits: binary_cross_entropy_with_logits stays finite where log(p) is not.
     ce = F.binary_cross_entropy_with_logits(input, target, reduction="none")
-    p_t = p * target + (1 - p) * (1 - target)
-    loss = ce * (1 - p_t) ** gamma
+    # 1 - p_t from sigmoid(-input), not 1 - sigmoid(input), which rounds to 0 for a confident
+    # logit in float32 and makes the gradient of (1 - p_t) ** gamma (gamma < 1) infinite.
+    one_minus_p_t = torch.sigmoid(-input) * target + p * (1 - target)
+    loss = ce * modulating_factor(one_minus_p_t, gamma)
     if alpha >= 0:
         alpha_t = alpha * target + (1 - alpha) * (1 - target)
         loss = alpha_t * loss
@@ -66,7 +78,8 @@ def focal_loss(
     kept = target != ignore_index
     safe = target.where(kept, 0).unsqueeze(class_dim)
     log_p_t = F.log_softmax(input, dim=class_dim).gather(class_dim, safe).squeeze(class_dim)
-    loss = -((1 - log_p_t.exp()) ** gamma) * log_p_t
+    # 1 - p_t as -expm1(log p_t): exact for p_t near 1, where 1 - exp(log p_t) cancels.
+    loss = -modulating_factor(-torch.expm1(log_p_t), gamma) * log_p_t
     if alpha is not None:
         loss = (alpha if alpha.dim() == 0 else alpha[safe.squeeze(class_dim)]) * loss
     loss = loss.where(kept, 0)

@@ -64,8 +64,9 @@ class TensorReader:
                 f"the tensors hold more than max_elements ({self.max_elements}) elements"
             )
         if not shape:
-            _check_number(value, (name,), kind)
-            return np.array(value, dtype=np.int64 if isinstance(value, int) else np.float64)
+            _check_number(plain(value), (name,), kind)
+            integer = isinstance(value, int) and kind != "float"
+            return np.array(value, dtype=np.int64 if integer else np.float64)
         try:
             self.arrays += _check_rows(value, shape)
             return _buffer(value, shape, kind)

@@ -1,0 +1,106 @@
+"""/v1/info, the catalogue, unknown names and paths, and the shape of a 200."""
+
+import torch
+from fastapi.testclient import TestClient
+
+from service import __version__
+from service.losses import REGISTRY
+from tests.conftest import problem
+
+KNOWN = ", ".join(REGISTRY)
+
+
+def test_info(client: TestClient) -> None:
+    assert client.get("/v1/info").json() == {
+        "version": __version__,
+        "torch_version": torch.__version__,
+        "devices": ["cpu"],
+        "default_device": "cpu",
+        "limits": {"max_body_bytes": 67108864, "max_elements": 16777216, "max_concurrency": 4},
+    }
+
+
+def test_catalogue_lists_every_loss_with_its_declaration(client: TestClient) -> None:
+    losses = client.get("/v1/losses").json()["losses"]
+    assert [entry["name"] for entry in losses] == list(REGISTRY)
+    for entry in losses:
+        assert client.get(f"/v1/losses/{entry['name']}").json() == entry
+        assert entry["reductions"] == list(REGISTRY[entry["name"]].reductions)
+        assert entry["default_reduction"] == "mean"
+
+
+def test_cross_entropy_entry_matches_the_contract(client: TestClient) -> None:
+    entry = client.get("/v1/losses/cross_entropy").json()
+    assert entry["reference"] == "torch.nn.functional.cross_entropy"
+    assert [(t["name"], t["grad"]) for t in entry["tensors"]] == [
+        ("input", True),
+        ("target", False),
+    ]
+    parameters = entry["parameters"]
+    assert {name: (p["type"], p["default"]) for name, p in parameters.items()} == {
+        "weight": ("tensor", None),
+        "ignore_index": ("integer", -100),
+        "label_smoothing": ("number", 0.0),
+    }
+    assert all(p["description"] for p in parameters.values())
+
+
+def test_an_unknown_loss_is_404_listing_the_known_ones(client: TestClient) -> None:
+    for response in (client.get("/v1/losses/hinge"), client.post("/v1/losses/hinge", json={})):
+        assert problem(response, 404)["detail"] == f"unknown loss 'hinge'; known: {KNOWN}"
+
+
+def test_an_unknown_path_is_a_404_problem(client: TestClient) -> None:
+    assert problem(client.get("/v2/nothing"), 404)["detail"] == "no route for GET /v2/nothing"
+
+
+def test_a_wrong_method_is_a_405_problem(client: TestClient) -> None:
+    response = client.delete("/v1/losses")
+    assert problem(response, 405)["detail"] == "DELETE is not allowed on this path"
+    assert response.headers["allow"] == "GET"
+
+
+def test_response_echoes_what_was_used(client: TestClient) -> None:
+    response = client.post(
+        "/v1/losses/binary_cross_entropy_with_logits",
+        json={"input": [[0.5, -1.0]], "target": [[1, 0]], "reduction": "none", "dtype": "float64"},
+    )
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"loss", "reduction", "shape", "dtype", "device"}
+    assert (body["reduction"], body["shape"], body["dtype"], body["device"]) == (
+        "none",
+        [1, 2],
+        "float64",
+        "cpu",
+    )
+
+
+def test_non_finite_results_are_null_with_a_warning(client: TestClient) -> None:
+    """Weights near float32's largest value make a float32 sum overflow to infinity."""
+    body = client.post(
+        "/v1/losses/binary_cross_entropy_with_logits",
+        json={"input": [0, 0], "target": [1, 1], "weight": [3e38, 3e38], "reduction": "sum"},
+    ).json()
+    assert body["loss"] is None
+    assert body["warnings"] == [
+        "loss: 1 of 1 values are not finite (NaN or infinity), written as null"
+    ]
+
+
+def test_auto_device_resolves_to_cpu_without_cuda(client: TestClient) -> None:
+    body = client.post(
+        "/v1/losses/cross_entropy", json={"input": [[1, 2]], "target": [0], "device": "auto"}
+    ).json()
+    assert body["device"] == "cpu"
+
+
+def test_metrics_count_requests_by_loss_and_status(client: TestClient) -> None:
+    client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [0]})
+    client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [5]})
+    text = client.get("/metrics").text
+    ok = 'loss="nll_loss",method="POST",route="/v1/losses/nll_loss",status="200"'
+    bad = 'loss="nll_loss",method="POST",route="/v1/losses/nll_loss",status="422"'
+    assert f"loss_service_requests_total{{{ok}}} 1.0" in text
+    assert f"loss_service_requests_total{{{bad}}} 1.0" in text
+    assert f"loss_service_request_duration_seconds_count{{{ok}}} 1.0" in text

@@ -1,0 +1,82 @@
+"""The engine without HTTP: devices, the concurrency gate, and CUDA where there is one."""
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from service.config import Settings
+from service.engine import Engine
+from service.errors import Invalid, Unavailable
+from service.losses import REGISTRY
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+
+
+def test_auto_is_the_cpu_without_cuda() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    engine = Engine(Settings())
+    assert engine.devices == ["cpu"]
+    assert engine.device(None) == engine.device("auto") == torch.device("cpu")
+
+
+def test_a_default_device_the_machine_lacks_fails_at_startup() -> None:
+    with pytest.raises(Invalid, match="LOSS_SERVICE_DEVICE 'cuda:7' is not available"):
+        Engine(Settings(device="cuda:7"))
+
+
+def test_settings_reject_an_unknown_device_name() -> None:
+    with pytest.raises(ValueError, match="LOSS_SERVICE_DEVICE must be auto, cpu, cuda or cuda:N"):
+        Settings(device="gpu")
+
+
+def test_the_gate_answers_503_with_retry_after_when_full() -> None:
+    engine = Engine(Settings(max_concurrency=1, queue_timeout=0.01))
+
+    async def scenario() -> None:
+        async with engine.slot():
+            with pytest.raises(Unavailable) as raised:
+                async with engine.slot():
+                    pass
+            assert raised.value.headers == {"Retry-After": "1"}
+        async with engine.slot():  # released again
+            pass
+
+    asyncio.run(scenario())
+
+
+def test_compute_returns_numpy_loss_and_gradients() -> None:
+    engine = Engine(Settings())
+    spec = REGISTRY["cross_entropy"]
+    params, options = spec.parse_options({"grad": True, "dtype": "float64"})
+    arrays = {"input": np.array([[1.0, 2.0, 3.0]]), "target": np.array([2])}
+    result = engine.compute(spec, arrays, params, options)
+    x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    expected = F.cross_entropy(x, torch.tensor([2]))
+    expected.backward()
+    assert result.loss == expected.item()
+    np.testing.assert_array_equal(result.grad["input"], x.grad.numpy())
+    assert result.device == "cpu" and result.warnings == []
+
+
+@CUDA
+@pytest.mark.cuda
+def test_cuda_matches_the_cpu_and_bad_indices_never_reach_the_device() -> None:
+    engine = Engine(Settings(device="cuda"))
+    spec = REGISTRY["cross_entropy"]
+    arrays = {"input": np.random.default_rng(0).normal(size=(8, 5)), "target": np.arange(8) % 5}
+    for device in ("cpu", "cuda:0"):
+        params, options = spec.parse_options({"grad": True, "dtype": "float64", "device": device})
+        result = engine.compute(spec, arrays, params, options)
+        assert result.device == device
+        if device == "cpu":
+            cpu = result
+    np.testing.assert_allclose(result.loss, cpu.loss, rtol=1e-12)
+    np.testing.assert_allclose(result.grad["input"], cpu.grad["input"], rtol=1e-10)
+    params, options = spec.parse_options({"device": "cuda"})
+    with pytest.raises(Invalid, match="is not a class index"):
+        engine.compute(spec, arrays | {"target": np.full(8, 9)}, params, options)
+    engine.compute(spec, arrays, params, options)  # the process is still healthy
