@@ -18,13 +18,13 @@ run: $(BIN)/loss-service
 	$(BIN)/loss-service serve
 
 test: $(BIN)/loss-service
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 lint: $(BIN)/loss-service
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 openapi: $(BIN)/loss-service
 	$(BIN)/loss-service openapi
