@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from service import __version__
+from service.activations import ACTIVATIONS
 from service.api import include_routers
 from service.api.schemas import request_model
 from service.config import Settings
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    include_routers(app, REGISTRY)
+    include_routers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, losses=REGISTRY.keys())
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(HTTPException, _http_error)
@@ -92,7 +93,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for spec in REGISTRY.values():
+        for spec in (*REGISTRY.values(), *ACTIVATIONS.values()):
             model = request_model(spec)
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(definition.pop("$defs", {}))

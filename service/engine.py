@@ -15,19 +15,21 @@ import torch
 from service.config import Settings
 from service.errors import Invalid, Unavailable
 from service.losses import LossSpec, checks
-from service.losses.spec import Arrays, Options, Params
+from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
 from service.tensors.torch import DTYPES, nonfinite, to_numpy, to_torch
 
 
 @dataclass(frozen=True, slots=True)
-class LossResult:
-    loss: np.ndarray
+class Result:
+    """A loss (or an activation's output), the gradients asked for, and where it ran."""
+
+    value: np.ndarray
     grad: dict[str, np.ndarray]
     device: str
 
-    @property
-    def warnings(self) -> list[str]:
-        found = [nonfinite("loss", self.loss)]
+    def warnings(self, name: str) -> list[str]:
+        """What is not finite, `name` being how the response calls the value."""
+        found = [nonfinite(name, self.value)]
         found += [nonfinite(f"grad.{name}", g) for name, g in self.grad.items()]
         return [w for w in found if w]
 
@@ -75,15 +77,10 @@ class Engine:
             self._slots.release()
 
     def compute(
-        self, spec: LossSpec, arrays: Arrays, params: Params, options: Options
-    ) -> LossResult:
-        """Validates, then runs spec's torch call; gradients by autograd, keyed by tensor name."""
-        arrays = spec.validate(arrays, params, options.reduction)
-        device = self.device(options.device)
-        dtype = DTYPES[options.dtype]
-        if dtype == torch.float32:
-            _fit_float32(arrays)
-        tensors = {name: to_torch(a, device, dtype) for name, a in arrays.items()}
+        self, spec: LossSpec, arrays: Arrays, params: Params, options: LossOptions
+    ) -> Result:
+        """The loss, and by autograd the gradient of its sum for each prediction tensor."""
+        tensors, device = self._prepare(spec, arrays, params, options)
         wanted = [t.name for t in spec.tensors if t.grad] if options.grad else []
         for name in wanted:
             tensors[name].requires_grad_()
@@ -93,7 +90,25 @@ class Engine:
                 # reduction "none": the gradient of the sum, as API.md defines it.
                 loss.sum().backward()
         grads = {name: to_numpy(tensors[name].grad) for name in wanted}
-        return LossResult(to_numpy(loss), grads, str(device))
+        return Result(to_numpy(loss), grads, str(device))
+
+    def apply(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
+        """An activation's output."""
+        tensors, device = self._prepare(spec, arrays, params, options)
+        with torch.inference_mode():
+            output = spec.call(**tensors, **dict(params))
+        return Result(to_numpy(output), {}, str(device))
+
+    def _prepare(
+        self, spec: Spec, arrays: Arrays, params: Params, options: Options
+    ) -> tuple[dict[str, torch.Tensor], torch.device]:
+        """Validates, then moves the arrays onto the device in the requested dtype."""
+        arrays = spec.validate(arrays, params, options)
+        device = self.device(options.device)
+        dtype = DTYPES[options.dtype]
+        if dtype == torch.float32:
+            _fit_float32(arrays)
+        return {name: to_torch(a, device, dtype) for name, a in arrays.items()}, device
 
     def warm_up(self) -> None:
         """One tiny forward and backward, so the first request does not pay for torch's setup."""

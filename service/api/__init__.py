@@ -3,11 +3,12 @@
 from fastapi import FastAPI
 
 from service import metrics
+from service.activations import ACTIVATIONS
 from service.api import health, v1
-from service.losses import LossSpec
+from service.losses import REGISTRY
 
 
-def include_routers(app: FastAPI, registry: dict[str, LossSpec]) -> None:
+def include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
-    app.include_router(v1.build_router(registry))
+    app.include_router(v1.build_router(REGISTRY, ACTIVATIONS))
     app.include_router(metrics.build_router())

@@ -47,21 +47,30 @@ class TensorEntry(BaseModel):
 class ParameterEntry(BaseModel):
     type: str
     default: Any
+    required: bool
+    """True for a parameter without a default (softmax's dim)."""
     description: str | None
 
 
-class LossEntry(BaseModel):
+class ActivationEntry(BaseModel):
     name: str
     summary: str
     reference: str
     tensors: list[TensorEntry]
     parameters: dict[str, ParameterEntry]
+
+
+class LossEntry(ActivationEntry):
     reductions: list[Reduction]
     default_reduction: Reduction
 
 
 class Catalogue(BaseModel):
     losses: list[LossEntry]
+
+
+class ActivationCatalogue(BaseModel):
+    activations: list[ActivationEntry]
 
 
 class LossResponse(BaseModel):
@@ -74,6 +83,15 @@ class LossResponse(BaseModel):
     device: str
     warnings: list[str] | None = None
     """Present when a result holds non-finite values, written as null."""
+
+
+class ActivationResponse(BaseModel):
+    output: ResultJSON
+    shape: list[int]
+    dtype: DTypeName
+    device: str
+    warnings: list[str] | None = None
+    """Present when the output holds non-finite values, written as null."""
 
 
 class ProblemError(BaseModel):

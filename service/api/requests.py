@@ -1,6 +1,6 @@
-"""A loss request from its JSON fields: scalars through pydantic, tensors straight to numpy.
+"""A request from its JSON fields: scalars through pydantic, tensors straight to numpy.
 
-Shared by every JSON endpoint that computes a loss, so each validates exactly alike.
+Shared by every JSON endpoint, so that each validates exactly alike.
 """
 
 from dataclasses import dataclass
@@ -8,27 +8,22 @@ from typing import Any
 
 import simdjson
 
-from service.engine import Engine, LossResult
+from service.engine import Result
 from service.errors import Invalid
-from service.losses import LossSpec
-from service.losses.spec import Arrays, Options, Params
+from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
 from service.tensors.json import TensorReader, dumps, plain
 
 
 @dataclass(frozen=True, slots=True)
-class LossRequest:
-    spec: LossSpec
+class Decoded:
     arrays: Arrays
     params: Params
-    options: Options
+    options: Any
     raw: dict[str, Any]
     """The tensors as parsed, for TensorReader.confirm."""
 
-    def run(self, engine: Engine) -> LossResult:
-        return engine.compute(self.spec, self.arrays, self.params, self.options)
 
-
-def decode(spec: LossSpec, fields: simdjson.Object, reader: TensorReader) -> LossRequest:
+def decode(spec: Spec, fields: simdjson.Object, reader: TensorReader) -> Decoded:
     """Checks the field names, then the scalars (cheap), then reads the tensors."""
     names = list(fields.keys())
     _check_names(spec, names)
@@ -37,10 +32,10 @@ def decode(spec: LossSpec, fields: simdjson.Object, reader: TensorReader) -> Los
     required = {t.name for t in spec.tensors}
     raw = {k: fields[k] for k in names if k in required or (k in kinds and fields[k] is not None)}
     arrays = {name: reader.read(value, name, kinds[name]) for name, value in raw.items()}
-    return LossRequest(spec, arrays, params, options, raw)
+    return Decoded(arrays, params, options, raw)
 
 
-def _check_names(spec: LossSpec, names: list[str]) -> None:
+def _check_names(spec: Spec, names: list[str]) -> None:
     known = spec.fields
     for name in names:
         if name not in known:
@@ -54,17 +49,30 @@ def _check_names(spec: LossSpec, names: list[str]) -> None:
         raise Invalid.at((twice,), f"field '{twice}' appears twice", "duplicate_field")
 
 
-def encode(result: LossResult, options: Options) -> bytes:
-    """The 200 response body (see LossResponse)."""
+def loss_response(result: Result, options: LossOptions) -> bytes:
+    """The body of a loss's 200 (LossResponse)."""
     content: dict[str, Any] = {
-        "loss": result.loss,
+        "loss": result.value,
         "reduction": options.reduction,
-        "shape": list(result.loss.shape),
+        "shape": list(result.value.shape),
         "dtype": options.dtype,
         "device": result.device,
     }
     if options.grad:
         content["grad"] = result.grad
-    if warnings := result.warnings:
+    if warnings := result.warnings("loss"):
+        content["warnings"] = warnings
+    return dumps(content)
+
+
+def activation_response(result: Result, options: Options) -> bytes:
+    """The body of an activation's 200 (ActivationResponse)."""
+    content: dict[str, Any] = {
+        "output": result.value,
+        "shape": list(result.value.shape),
+        "dtype": options.dtype,
+        "device": result.device,
+    }
+    if warnings := result.warnings("output"):
         content["warnings"] = warnings
     return dumps(content)

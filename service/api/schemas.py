@@ -5,12 +5,11 @@ from functools import cache
 from pydantic import BaseModel, Field, create_model
 
 from service.api.models import TensorJSON
-from service.losses import LossSpec
-from service.losses.spec import _camel
+from service.losses.spec import Spec, _camel
 
 
 @cache
-def request_model(spec: LossSpec) -> type[BaseModel]:
+def request_model(spec: Spec) -> type[BaseModel]:
     """{tensors..., tensor parameters..., parameters..., reduction, grad, dtype, device}."""
     tensors = {
         t.name: (TensorJSON, Field(description=f"{t.kind}, shape {t.shape}")) for t in spec.tensors

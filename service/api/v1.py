@@ -1,32 +1,54 @@
-"""/v1: service info, the loss catalogue, and one POST route per loss."""
+"""/v1: service info; the losses and activations, each listed, described and computed."""
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import torch
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api import requests
 from service.api.body import read_json_body
 from service.api.deps import EngineDep, SettingsDep
-from service.api.models import Catalogue, Info, LossEntry, LossResponse, Problem
+from service.api.models import (
+    ActivationCatalogue,
+    ActivationEntry,
+    ActivationResponse,
+    Catalogue,
+    Info,
+    LossEntry,
+    LossResponse,
+    Problem,
+)
 from service.api.schemas import request_model
 from service.config import Settings
 from service.engine import Engine
 from service.errors import ServiceError, not_found
-from service.losses import LossSpec
+from service.losses.spec import LossSpec, Spec
 from service.tensors.json import TensorReader, parse_object
 
-PROBLEMS = {
+PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
-    for status in (400, 413, 415, 422, 503)
+    for status in (400, 404, 413, 415, 422, 503)
 }
+Finish = Callable[[Engine, Any, requests.Decoded], bytes]
+"""Runs a decoded request on the engine and encodes the response body."""
 
 
-def build_router(registry: dict[str, LossSpec]) -> APIRouter:
+def _compute(engine: Engine, spec: LossSpec, request: requests.Decoded) -> bytes:
+    result = engine.compute(spec, request.arrays, request.params, request.options)
+    return requests.loss_response(result, request.options)
+
+
+def _apply(engine: Engine, spec: Spec, request: requests.Decoded) -> bytes:
+    result = engine.apply(spec, request.arrays, request.params, request.options)
+    return requests.activation_response(result, request.options)
+
+
+def build_router(losses: dict[str, LossSpec], activations: dict[str, Spec]) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["v1"])
-    names = list(registry)
 
     @router.get("/info")
     async def info(engine: EngineDep, settings: SettingsDep) -> Info:
@@ -44,32 +66,64 @@ def build_router(registry: dict[str, LossSpec]) -> APIRouter:
 
     @router.get("/losses")
     async def list_losses() -> Catalogue:
-        return Catalogue(losses=[spec.entry() for spec in registry.values()])
+        return Catalogue(losses=[spec.entry() for spec in losses.values()])
 
-    for spec in registry.values():
-        model = request_model(spec)
+    @router.get("/activations")
+    async def list_activations() -> ActivationCatalogue:
+        return ActivationCatalogue(activations=[spec.entry() for spec in activations.values()])
+
+    _collection(router, "losses", "loss", losses, LossEntry, LossResponse, _compute)
+    _collection(
+        router,
+        "activations",
+        "activation",
+        activations,
+        ActivationEntry,
+        ActivationResponse,
+        _apply,
+    )
+    return router
+
+
+def _collection(
+    router: APIRouter,
+    path: str,
+    noun: str,
+    specs: dict[str, Any],
+    entry: type[BaseModel],
+    response: type[BaseModel],
+    finish: Finish,
+) -> None:
+    """GET and POST /{path}/{name}: one POST route (and request schema) per spec."""
+    for spec in specs.values():
         router.add_api_route(
-            f"/losses/{spec.name}",
-            _compute_endpoint(spec),
+            f"/{path}/{spec.name}",
+            _endpoint(spec, finish),
             methods=["POST"],
-            name=f"compute_{spec.name}",
+            name=f"{noun}_{spec.name}",
             summary=spec.summary,
             response_model=None,
-            responses={200: {"model": LossResponse}, **PROBLEMS},
-            openapi_extra={"requestBody": _body(model.__name__)},
+            responses={200: {"model": response}, **PROBLEMS},
+            openapi_extra={"requestBody": _body(request_model(spec).__name__)},
         )
 
-    @router.get("/losses/{name}", responses={404: {"model": Problem}})
-    async def get_loss(name: str) -> LossEntry:
-        if name not in registry:
-            raise not_found(names, "loss", name)
-        return LossEntry.model_validate(registry[name].entry())
+    async def describe(name: str) -> Any:
+        if name not in specs:
+            raise not_found(list(specs), noun, name)
+        return entry.model_validate(specs[name].entry())
 
-    @router.post("/losses/{name}", include_in_schema=False)
-    async def unknown_loss(name: str) -> None:
-        raise not_found(names, "loss", name)
+    async def unknown(name: str) -> None:
+        raise not_found(list(specs), noun, name)
 
-    return router
+    router.add_api_route(
+        f"/{path}/{{name}}",
+        describe,
+        methods=["GET"],
+        name=f"describe_{noun}",
+        response_model=entry,
+        responses={404: PROBLEMS[404]},
+    )
+    router.add_api_route(f"/{path}/{{name}}", unknown, methods=["POST"], include_in_schema=False)
 
 
 def _body(model: str) -> dict[str, object]:
@@ -77,23 +131,23 @@ def _body(model: str) -> dict[str, object]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _compute_endpoint(spec: LossSpec) -> Callable[..., Awaitable[Response]]:
-    async def compute(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
+def _endpoint(spec: Spec, finish: Finish) -> Callable[..., Awaitable[Response]]:
+    async def endpoint(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
         body = await read_json_body(request, settings.max_body_bytes)
         async with engine.slot():
-            content = await run_in_threadpool(_compute, engine, settings, spec, body)
+            content = await run_in_threadpool(_run, engine, settings, spec, body, finish)
         return Response(content, media_type="application/json")
 
-    compute.__doc__ = spec.summary
-    return compute
+    endpoint.__doc__ = spec.summary
+    return endpoint
 
 
-def _compute(engine: Engine, settings: Settings, spec: LossSpec, body: bytes) -> bytes:
+def _run(engine: Engine, settings: Settings, spec: Spec, body: bytes, finish: Finish) -> bytes:
     """Parse, validate, compute and encode, off the event loop."""
     try:
         reader = TensorReader(settings.max_elements)
         request = requests.decode(spec, parse_object(body), reader)
         reader.confirm(body, request.raw, spec.element_kinds)
-        return requests.encode(request.run(engine), request.options)
+        return finish(engine, spec, request)
     except ServiceError as error:
         raise error.under("body") from None

@@ -1,20 +1,26 @@
 """REGISTRY: every served loss by name, gathered from the family modules."""
 
-from collections.abc import Iterable
+from service.losses import (
+    classification,
+    ctc,
+    distributions,
+    embeddings,
+    focal,
+    margins,
+    regression,
+)
+from service.losses.spec import LossSpec, registry
 
-from service.losses import classification, focal
-from service.losses.spec import LossSpec
-
-
-def _register(specs: Iterable[LossSpec]) -> dict[str, LossSpec]:
-    registry: dict[str, LossSpec] = {}
-    for spec in specs:
-        if spec.name in registry:
-            raise ValueError(f"loss {spec.name!r} is declared twice")
-        registry[spec.name] = spec
-    return registry
-
-
-REGISTRY = _register((*classification.LOSSES, *focal.LOSSES))
+REGISTRY = registry(
+    (
+        *classification.LOSSES,
+        *focal.LOSSES,
+        *regression.LOSSES,
+        *distributions.LOSSES,
+        *margins.LOSSES,
+        *embeddings.LOSSES,
+        *ctc.LOSSES,
+    )
+)
 
 __all__ = ["REGISTRY", "LossSpec"]

@@ -50,6 +50,14 @@ def broadcasts(name: str, array: np.ndarray, other: str, shape: tuple[int, ...])
         )
 
 
+def signs(name: str, array: np.ndarray) -> None:
+    reject_first(name, array, (array != 1) & (array != -1), "is not 1 or -1", "sign")
+
+
+def at_least_zero(name: str, array: np.ndarray, what: str) -> None:
+    reject_first(name, array, array < 0, f"is negative; {what} must be >= 0", "negative")
+
+
 def probabilities(name: str, array: np.ndarray) -> None:
     reject_first(
         name, array, (array < 0) | (array > 1), "is not a probability in [0, 1]", "probability"
@@ -91,20 +99,25 @@ def class_indices(
     target: np.ndarray,
     input: np.ndarray,
     *,
-    ignore_index: int,
-    weight: np.ndarray | None,
-    reduction: str,
+    ignore_index: int | None = None,
+    weight: np.ndarray | None = None,
+    reduction: str = "none",
 ) -> None:
     """Integer targets in [0, C) or ignore_index; for "mean", a non-zero (weighted) count."""
     same_shape("target", target, "class indices for input", class_index_shape(input))
     integers("target", target, "class index")
     classes = class_count(input)
-    kept = target != ignore_index
+    rule = f"is not a class index in [0, {classes})"
+    if ignore_index is None:
+        kept = np.ones(target.shape, dtype=bool)
+    else:
+        kept = target != ignore_index
+        rule += f" and is not ignore_index ({ignore_index})"
     reject_first(
         "target",
         target,
         kept & ((target < 0) | (target >= classes)),
-        f"is not a class index in [0, {classes}) and is not ignore_index ({ignore_index})",
+        rule,
         "class_index_out_of_range",
     )
     if reduction != "mean":

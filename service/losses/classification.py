@@ -5,7 +5,7 @@ from pydantic import Field
 
 from service.errors import Invalid
 from service.losses import checks
-from service.losses.spec import Arrays, LossSpec, Params, TensorParam, TensorSpec
+from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorParam, TensorSpec
 
 CLASS_SHAPES = "(C), (N, C) or (N, C, d1, ..., dK)"
 CLASS_RANKS = range(1, 9)
@@ -13,7 +13,7 @@ INDEX_SHAPES = "() for input (C); (N) or (N, d1, ..., dK)"
 
 CLASS_WEIGHT = TensorParam(
     "weight",
-    "A rescaling weight for each class; 'mean' divides by the targets' weights.",
+    "A rescaling weight for each class.",
     "(C)",
     range(1, 2),
 )
@@ -32,13 +32,13 @@ class CrossEntropyParams(IgnoreIndex):
     """Mixes the target with the uniform distribution: (1 - s) * target + s / C."""
 
 
-def _check_cross_entropy(t: Arrays, p: CrossEntropyParams, reduction: str) -> Arrays | None:
+def _check_cross_entropy(t: Arrays, p: CrossEntropyParams, o: LossOptions) -> Arrays | None:
     input, target, weight = t["input"], t["target"], t.get("weight")
     if weight is not None:
         checks.class_weight("weight", weight, checks.class_count(input))
     if target.shape != input.shape:
         checks.class_indices(
-            target, input, ignore_index=p.ignore_index, weight=weight, reduction=reduction
+            target, input, ignore_index=p.ignore_index, weight=weight, reduction=o.reduction
         )
         return None
     if "ignore_index" in p.model_fields_set:
@@ -52,16 +52,16 @@ def _check_cross_entropy(t: Arrays, p: CrossEntropyParams, reduction: str) -> Ar
     return t | {"target": target.astype(float, copy=False)}
 
 
-def _check_nll(t: Arrays, p: IgnoreIndex, reduction: str) -> None:
+def _check_nll(t: Arrays, p: IgnoreIndex, o: LossOptions) -> None:
     input, weight = t["input"], t.get("weight")
     if weight is not None:
         checks.class_weight("weight", weight, checks.class_count(input))
     checks.class_indices(
-        t["target"], input, ignore_index=p.ignore_index, weight=weight, reduction=reduction
+        t["target"], input, ignore_index=p.ignore_index, weight=weight, reduction=o.reduction
     )
 
 
-def _check_binary(t: Arrays, p: Params, reduction: str) -> None:
+def _check_binary(t: Arrays, p: Params, o: LossOptions) -> None:
     input = t["input"]
     checks.same_shape("target", t["target"], "input", input.shape)
     checks.probabilities("target", t["target"])
@@ -70,9 +70,9 @@ def _check_binary(t: Arrays, p: Params, reduction: str) -> None:
             checks.broadcasts(name, t[name], "input", input.shape)
 
 
-def _check_probabilities(t: Arrays, p: Params, reduction: str) -> None:
+def _check_probabilities(t: Arrays, p: Params, o: LossOptions) -> None:
     checks.probabilities("input", t["input"])
-    _check_binary(t, p, reduction)
+    _check_binary(t, p, o)
 
 
 cross_entropy = LossSpec(

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from service.losses import checks
 from service.losses.classification import CLASS_RANKS, CLASS_SHAPES, INDEX_SHAPES, IgnoreIndex
-from service.losses.spec import Arrays, LossSpec, Params, TensorParam, TensorSpec
+from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorParam, TensorSpec
 
 
 def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -100,17 +100,17 @@ class FocalParams(IgnoreIndex):
     """Focusing exponent on (1 - p_t); 0 with no alpha gives cross entropy."""
 
 
-def _check_sigmoid_focal(t: Arrays, p: Params, reduction: str) -> None:
+def _check_sigmoid_focal(t: Arrays, p: Params, o: LossOptions) -> None:
     checks.same_shape("target", t["target"], "input", t["input"].shape)
     checks.probabilities("target", t["target"])
 
 
-def _check_focal(t: Arrays, p: FocalParams, reduction: str) -> None:
+def _check_focal(t: Arrays, p: FocalParams, o: LossOptions) -> None:
     input, alpha = t["input"], t.get("alpha")
     if alpha is not None and alpha.ndim:
         checks.class_weight("alpha", alpha, checks.class_count(input))
     checks.class_indices(
-        t["target"], input, ignore_index=p.ignore_index, weight=None, reduction=reduction
+        t["target"], input, ignore_index=p.ignore_index, weight=None, reduction=o.reduction
     )
 
 

@@ -6,9 +6,9 @@ parameters with PyTorch's defaults, a check that rejects what PyTorch would rais
 or answer with NaN, and the torch call itself.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -60,49 +60,50 @@ class Params(BaseModel):
 
 
 class Options(Params):
-    """What every loss request may set besides its tensors and parameters."""
+    """What every request may set besides its tensors and parameters."""
 
-    reduction: Reduction = "mean"
-    """How the per-element losses are combined: none, mean or sum, as in PyTorch."""
-    grad: bool = False
-    """Also return the gradient of the loss (of its sum for reduction none) per prediction."""
     dtype: DTypeName = "float32"
     """Precision of the computation and of the returned numbers."""
     device: str | None = Field(default=None, pattern=DEVICE_PATTERN.pattern)
     """auto, cpu, cuda or cuda:N; null (the default) uses the server's default device."""
 
 
-Check = Callable[[Arrays, Any, str], Arrays | None]
-"""check(arrays, params, reduction) raises Invalid, or returns replaced arrays (or None)."""
+class LossOptions(Options):
+    reduction: Reduction = "mean"
+    """How the per-element losses are combined: none, mean or sum, as in PyTorch."""
+    grad: bool = False
+    """Also return the gradient of the loss (of its sum for reduction none) per prediction."""
 
 
-def _no_check(arrays: Arrays, params: Any, reduction: str) -> None:
+Check = Callable[[Arrays, Any, Any], Arrays | None]
+"""check(arrays, params, options) raises Invalid, or returns replaced arrays (or None)."""
+
+
+def _no_check(arrays: Arrays, params: Any, options: Any) -> None:
     return None
 
 
 @dataclass(frozen=True)
-class LossSpec:
+class Spec:
+    """A torch function served over HTTP: a loss, or an activation."""
+
     name: str
     """The torch.nn.functional name, e.g. "cross_entropy"."""
     summary: str
     reference: str
     tensors: tuple[TensorSpec, ...]
     call: Callable[..., torch.Tensor]
-    """call(**tensors, **tensor_params, **params, reduction=...) -> loss tensor."""
+    """call(**tensors, **tensor_params, **params[, reduction=...]) -> result tensor."""
     params: type[Params] = Params
     tensor_params: tuple[TensorParam, ...] = ()
     check: Check = _no_check
-    reductions: tuple[Reduction, ...] = ("none", "mean", "sum")
     options: type[Options] = field(init=False)
 
     def __post_init__(self) -> None:
-        reduction = Literal[self.reductions]  # type: ignore[valid-type]
-        options = create_model(
-            f"{_camel(self.name)}Options",
-            __base__=Options,
-            reduction=(reduction, Field(default="mean", description=_REDUCTION_DOC)),
-        )
-        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "options", self._options())
+
+    def _options(self) -> type[Options]:
+        return Options
 
     @property
     def element_kinds(self) -> dict[str, ElementKind]:
@@ -111,10 +112,10 @@ class LossSpec:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        """Every field a request for this loss may hold."""
+        """Every field a request may hold."""
         return (*self.element_kinds, *self.params.model_fields, *self.options.model_fields)
 
-    def parse_options(self, values: Mapping[str, Any]) -> tuple[Params, Options]:
+    def parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
         """The scalar fields as (params, options); one Invalid listing every bad field."""
         errors: list[Any] = []
         results = []
@@ -127,9 +128,9 @@ class LossSpec:
         if errors:
             raise from_validation_errors(errors)
         params, options = results
-        return params, options  # type: ignore[return-value]
+        return params, options
 
-    def validate(self, arrays: Arrays, params: Params, reduction: str) -> Arrays:
+    def validate(self, arrays: Arrays, params: Params, options: Options) -> Arrays:
         """The arrays the torch call may safely take, or Invalid naming field, index and rule."""
         for spec in self.tensors:
             if spec.name not in arrays:
@@ -145,19 +146,25 @@ class LossSpec:
         for param in self.tensor_params:
             if param.name in arrays:
                 _check_rank(param.name, arrays[param.name], param.ranks, param.shape)
-        return self.check(arrays, params, reduction) or arrays
+        return self.check(arrays, params, options) or arrays
 
     def entry(self) -> dict[str, Any]:
         """The catalogue entry."""
         parameters = {
-            p.name: {"type": p.type, "default": None, "description": p.description}
+            p.name: {
+                "type": p.type,
+                "default": None,
+                "required": False,
+                "description": p.description,
+            }
             for p in self.tensor_params
         }
         schema = self.params.model_json_schema()["properties"]
         for name, info in self.params.model_fields.items():
             parameters[name] = {
                 "type": schema[name].get("type", "number"),
-                "default": info.default,
+                "default": None if info.is_required() else info.default,
+                "required": info.is_required(),
                 "description": info.description,
             }
         return {
@@ -166,12 +173,26 @@ class LossSpec:
             "reference": self.reference,
             "tensors": [t.entry() for t in self.tensors],
             "parameters": parameters,
-            "reductions": list(self.reductions),
-            "default_reduction": "mean",
         }
 
 
-_REDUCTION_DOC = Options.model_fields["reduction"].description
+@dataclass(frozen=True)
+class LossSpec(Spec):
+    reductions: tuple[Reduction, ...] = ("none", "mean", "sum")
+
+    def _options(self) -> type[LossOptions]:
+        reduction = Literal[self.reductions]  # type: ignore[valid-type]
+        return create_model(
+            f"{_camel(self.name)}Options",
+            __base__=LossOptions,
+            reduction=(reduction, Field(default="mean", description=_REDUCTION_DOC)),
+        )
+
+    def entry(self) -> dict[str, Any]:
+        return super().entry() | {"reductions": list(self.reductions), "default_reduction": "mean"}
+
+
+_REDUCTION_DOC = LossOptions.model_fields["reduction"].description
 
 
 def _camel(name: str) -> str:
@@ -185,3 +206,16 @@ def _check_rank(name: str, array: np.ndarray, ranks: range, shape: str) -> None:
             f"{name} has {array.ndim} dimensions (shape {array.shape}); expected {shape}",
             "rank",
         )
+
+
+S = TypeVar("S", bound=Spec)
+
+
+def registry(specs: Iterable[S]) -> dict[str, S]:
+    """Specs by name, in declaration order; a name declared twice is an error."""
+    found: dict[str, S] = {}
+    for spec in specs:
+        if spec.name in found:
+            raise ValueError(f"{spec.name!r} is declared twice")
+        found[spec.name] = spec
+    return found

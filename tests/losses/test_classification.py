@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from tests.losses.parity import check
 from tests.losses.strategies import (
     LOGITS,
     OPTIONS,
     UNIT,
-    as_computed,
     class_indices,
     class_shape,
 )
@@ -21,25 +21,6 @@ from tests.reference import assert_matches, reference
 
 EXAMPLES = settings(max_examples=60, deadline=None)
 WEIGHTS = st.floats(0.1, 3, width=64)
-
-
-def check(client: Any, name: str, fn: Any, tensors: dict, params: dict, options: dict) -> None:
-    """POSTs the request and compares loss and gradient with fn in float64."""
-    body = {k: v.tolist() for k, v in tensors.items() if v is not None} | params | options
-    response = client.post(f"/v1/losses/{name}", json=body)
-    assert response.status_code == 200, response.text
-    dtype = options["dtype"]
-    inputs = {k: as_computed(v, dtype) if v is not None else None for k, v in tensors.items()}
-    expected, grads = reference(
-        fn, inputs, ["input"] if options["grad"] else [], reduction=options["reduction"], **params
-    )
-    result = response.json()
-    assert (result["reduction"], result["dtype"], result["device"]) == (
-        options["reduction"],
-        dtype,
-        "cpu",
-    )
-    assert_matches(result, expected, grads, dtype)
 
 
 @st.composite

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from tests.losses.parity import check
 from tests.losses.strategies import LOGITS, OPTIONS, UNIT, class_indices, class_shape
-from tests.losses.test_classification import check
 from tests.reference import reference
 
 EXAMPLES = settings(max_examples=60, deadline=None)

@@ -1,0 +1,105 @@
+"""Connectionist temporal classification: ctc_loss."""
+
+import numpy as np
+import torch.nn.functional as F
+from pydantic import Field
+
+from service.errors import Invalid
+from service.losses import checks
+from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec
+
+
+class CTCParams(Params):
+    blank: int = Field(default=0, ge=0)
+    """The blank label's class index."""
+    zero_infinity: bool = False
+    """Replace the infinite loss of an impossible alignment (and its gradient) by zero."""
+
+
+def _check_ctc(t: Arrays, p: CTCParams, o: LossOptions) -> None:
+    log_probs, targets = t["log_probs"], t["targets"]
+    input_lengths, target_lengths = t["input_lengths"], t["target_lengths"]
+    steps, classes = log_probs.shape[0], log_probs.shape[-1]
+    batch = log_probs.shape[1:-1]  # (N) for (T, N, C), () for (T, C)
+    for name, lengths in (("input_lengths", input_lengths), ("target_lengths", target_lengths)):
+        checks.same_shape(name, lengths, "log_probs' batch (N)", batch)
+        checks.integers(name, lengths, "length")
+        checks.at_least_zero(name, lengths, "a length")
+    checks.reject_first(
+        "input_lengths",
+        input_lengths,
+        input_lengths > steps,
+        f"is longer than log_probs' {steps} time steps",
+        "length_out_of_range",
+    )
+    if p.blank >= classes:
+        raise Invalid.at(
+            ("blank",),
+            f"blank = {p.blank} is not a class index in [0, {classes})",
+            "class_index_out_of_range",
+        )
+    checks.integers("targets", targets, "label")
+    within = _labelled(targets, target_lengths, batch)
+    checks.reject_first(
+        "targets",
+        targets,
+        within & ((targets < 0) | (targets >= classes) | (targets == p.blank)),
+        f"is not a label: a class index in [0, {classes}) other than blank ({p.blank})",
+        "label_out_of_range",
+    )
+
+
+def _labelled(targets: np.ndarray, lengths: np.ndarray, batch: tuple[int, ...]) -> np.ndarray:
+    """Which entries of targets are labels: all of concatenated (sum(target_lengths)) ones,
+    which unbatched (S) ones are too, or the first target_lengths[i] of padded row i."""
+    if targets.ndim == 1:
+        if int(lengths.sum()) != targets.shape[0]:
+            raise Invalid.at(
+                ("targets",),
+                f"targets holds {targets.shape[0]} labels but target_lengths sum to"
+                f" {int(lengths.sum())}",
+                "shape_mismatch",
+            )
+        return np.ones(targets.shape, dtype=bool)
+    expected = (*batch, targets.shape[-1])
+    checks.same_shape("targets", targets, "padded targets for log_probs (N, S)", expected)
+    checks.reject_first(
+        "target_lengths",
+        lengths,
+        lengths > targets.shape[-1],
+        f"is longer than targets' {targets.shape[-1]} columns",
+        "length_out_of_range",
+    )
+    return np.arange(targets.shape[-1]) < lengths[:, None]
+
+
+LOSSES = (
+    LossSpec(
+        name="ctc_loss",
+        summary="Connectionist temporal classification: the negative log likelihood of label"
+        " sequences under per-step log-probabilities, summed over alignments.",
+        reference="torch.nn.functional.ctc_loss",
+        tensors=(
+            TensorSpec(
+                "log_probs",
+                "log-probabilities",
+                "(T, N, C) or (T, C)",
+                grad=True,
+                ranks=range(2, 4),
+            ),
+            TensorSpec(
+                "targets",
+                "labels",
+                "padded (N, S), or concatenated (sum(target_lengths)); (S) for (T, C)",
+                dtype="int",
+                ranks=range(1, 3),
+                may_be_empty=True,
+            ),
+            TensorSpec("input_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2)),
+            TensorSpec("target_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2)),
+        ),
+        params=CTCParams,
+        check=_check_ctc,
+        call=F.ctc_loss,
+    ),
+)
