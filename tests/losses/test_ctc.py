@@ -13,7 +13,7 @@ from tests.losses.parity import check
 from tests.losses.strategies import OPTIONS, tensor
 from tests.reference import reference
 
-EXAMPLES = settings(max_examples=400, deadline=None)
+EXAMPLES = settings(max_examples=80, deadline=None)
 
 
 @st.composite

@@ -13,7 +13,7 @@ from tests.losses.parity import check
 from tests.losses.strategies import OPTIONS, options, shapes, tensor
 from tests.reference import reference
 
-EXAMPLES = settings(max_examples=400, deadline=None)
+EXAMPLES = settings(max_examples=60, deadline=None)
 
 
 @st.composite

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from tests.losses.parity import check
 from tests.losses.strategies import OPTIONS, class_indices, shapes, signs, tensor
 
-EXAMPLES = settings(max_examples=400, deadline=None)
+EXAMPLES = settings(max_examples=50, deadline=None)
 MARGIN = st.sampled_from([-0.5, 0.0, 0.5, 1.0, 2.0])
 
 

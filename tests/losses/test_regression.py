@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tests.losses.parity import check
 from tests.losses.strategies import OPTIONS, shapes, tensor
 
-EXAMPLES = settings(max_examples=400, deadline=None)
+EXAMPLES = settings(max_examples=40, deadline=None)
 
 
 @st.composite
