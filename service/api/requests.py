@@ -6,7 +6,8 @@ Shared by every JSON endpoint, so that each validates exactly alike.
 from dataclasses import dataclass
 from typing import Any
 
-import simdjson
+import msgspec
+import numpy as np
 
 from service.engine import Result
 from service.errors import Invalid
@@ -19,34 +20,33 @@ class Decoded:
     arrays: Arrays
     params: Params
     options: Any
-    raw: dict[str, Any]
-    """The tensors as parsed, for TensorReader.confirm."""
 
 
-def decode(spec: Spec, fields: simdjson.Object, reader: TensorReader) -> Decoded:
+def decode(spec: Spec, fields: dict[str, msgspec.Raw], max_elements: int) -> Decoded:
     """Checks the field names, then the scalars (cheap), then reads the tensors."""
-    names = list(fields.keys())
-    _check_names(spec, names)
-    kinds = spec.element_kinds
-    params, options = spec.parse_options({k: plain(fields[k]) for k in names if k not in kinds})
-    required = {t.name for t in spec.tensors}
-    raw = {k: fields[k] for k in names if k in required or (k in kinds and fields[k] is not None)}
-    arrays = {name: reader.read(value, name, kinds[name]) for name, value in raw.items()}
-    return Decoded(arrays, params, options, raw)
-
-
-def _check_names(spec: Spec, names: list[str]) -> None:
-    known = spec.fields
-    for name in names:
-        if name not in known:
+    for name in fields:
+        if name not in spec.fields:
             raise Invalid.at(
                 (name,),
-                f"unknown field '{name}'; {spec.name} takes: {', '.join(known)}",
+                f"unknown field '{name}'; {spec.name} takes: {', '.join(spec.fields)}",
                 "extra_forbidden",
             )
-    if len(set(names)) != len(names):
-        twice = next(name for name in names if names.count(name) > 1)
-        raise Invalid.at((twice,), f"field '{twice}' appears twice", "duplicate_field")
+    kinds = spec.element_kinds
+    scalars = {name: plain(raw) for name, raw in fields.items() if name not in kinds}
+    params, options = spec.parse_options(scalars)
+    reader = TensorReader(max_elements, np.dtype(options.dtype))
+    required = {t.name for t in spec.tensors}
+    arrays = {
+        name: reader.read(raw, name, kinds[name])
+        for name, raw in fields.items()
+        if name in required or (name in kinds and not _is_null(raw))
+    }
+    return Decoded(arrays, params, options)
+
+
+def _is_null(raw: msgspec.Raw) -> bool:
+    """A tensor parameter given as null, meaning its default (none)."""
+    return len(raw) == 4 and bytes(raw) == b"null"
 
 
 def loss_response(result: Result, options: LossOptions) -> bytes:

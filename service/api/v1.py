@@ -27,7 +27,7 @@ from service.config import Settings
 from service.engine import Engine
 from service.errors import ServiceError, not_found
 from service.losses.spec import LossSpec, Spec
-from service.tensors.json import TensorReader, parse_object
+from service.tensors.json import parse_fields
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -145,9 +145,7 @@ def _endpoint(spec: Spec, finish: Finish) -> Callable[..., Awaitable[Response]]:
 def _run(engine: Engine, settings: Settings, spec: Spec, body: bytes, finish: Finish) -> bytes:
     """Parse, validate, compute and encode, off the event loop."""
     try:
-        reader = TensorReader(settings.max_elements)
-        request = requests.decode(spec, parse_object(body), reader)
-        reader.confirm(body, request.raw, spec.element_kinds)
+        request = requests.decode(spec, parse_fields(body), settings.max_elements)
         return finish(engine, spec, request)
     except ServiceError as error:
         raise error.under("body") from None

@@ -14,9 +14,9 @@ def first(name: str, array: np.ndarray, bad: np.ndarray) -> tuple[Loc, str] | No
     if not bad.any():
         return None
     index = np.unravel_index(int(np.argmax(bad)), bad.shape)
-    value = array[index].item()
+    value = array[index]  # numpy prints the shortest decimal of its own dtype (float32: 1.2)
     where = f"{name}[{', '.join(map(str, index))}]" if index else name
-    return (name, *map(int, index)), f"{where} = {value!r}"
+    return (name, *map(int, index)), f"{where} = {value!s}"
 
 
 def reject_first(name: str, array: np.ndarray, bad: np.ndarray, rule: str, type: str) -> None:

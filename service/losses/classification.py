@@ -5,7 +5,15 @@ from pydantic import Field
 
 from service.errors import Invalid
 from service.losses import checks
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorParam, TensorSpec
+from service.losses.spec import (
+    Arrays,
+    Int64,
+    LossOptions,
+    LossSpec,
+    Params,
+    TensorParam,
+    TensorSpec,
+)
 
 CLASS_SHAPES = "(C), (N, C) or (N, C, d1, ..., dK)"
 CLASS_RANKS = range(1, 9)
@@ -23,7 +31,7 @@ ELEMENT_WEIGHT = TensorParam(
 
 
 class IgnoreIndex(Params):
-    ignore_index: int = -100
+    ignore_index: Int64 = -100
     """A class-index target value that is ignored and does not count toward the mean."""
 
 

@@ -8,7 +8,7 @@ or answer with NaN, and the torch call itself.
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -49,6 +49,10 @@ class TensorParam:
     shape: str
     ranks: range = range(MAX_RANK + 1)
     type: str = "tensor"
+
+
+Int64 = Annotated[int, Field(ge=-(2**63), lt=2**63)]
+"""An integer parameter torch takes as a C int64."""
 
 
 class Params(BaseModel):

@@ -1,19 +1,23 @@
 """JSON tensors to numpy: rectangular, numeric, int vs float, within the size limits.
 
 A tensor is a JSON number (0-d) or nested arrays of numbers, row-major and rectangular, at most
-MAX_RANK deep. The fast path never makes a Python object per element: simdjson's tape is read
-into a numpy buffer (`as_buffer`), after the arrays above the innermost level are checked for
-type and length. One hole remains, an array where a number should be (`[[1, [2]], [3, 4]]`
-flattens like `[[1, 2], [3, 4]]`), and it is closed by counting: the body holds exactly as many
-`[` as its tensors' checked arrays unless something else is an array. Any failure re-reads the
-tensor slowly to name the first bad index and the rule.
+MAX_RANK deep. msgspec checks the body's syntax and hands each field over as a raw span of the
+body (no copy, no Python object per element). A tensor's span is cut into chunks of whole rows;
+simdjson parses one chunk at a time and its tape goes straight into a numpy buffer
+(`as_buffer`), so memory stays near one copy of the numbers, not the several of a parsed DOM.
+Each chunk's arrays above the innermost level are checked for type and length; an array where
+a number should be (`[[1, [2]], [3, 4]]` flattens like `[[1, 2], [3, 4]]`) is caught by
+counting the chunk's `[` against its checked arrays. Any failure re-reads the tensor slowly,
+as Python lists, to name the first bad index and the rule.
 """
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from math import prod
 from typing import Any, Literal
 
+import msgspec
 import numpy as np
 import orjson
 import simdjson
@@ -22,74 +26,150 @@ from service.errors import BadRequest, Invalid, PayloadTooLarge
 from service.types import Loc
 
 MAX_RANK = 8
+CHUNK_BYTES = 1 << 20
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 ElementKind = Literal["float", "int", "int or float"]
 
+_FRACTION = re.compile(rb"[.eE]")
+_OPENING = re.compile(rb"\s*((?:\[\s*)*)")
 
-def parse_object(body: bytes) -> simdjson.Object:
-    """The body as a simdjson object; 400 if it is not JSON, 422 if not an object."""
+
+def parse_fields(body: bytes) -> dict[str, msgspec.Raw]:
+    """The body's fields, each value left as its raw JSON; 400 if the body is not JSON."""
     try:
-        document = simdjson.Parser().parse(body)
-    except (ValueError, RuntimeError) as error:
+        fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError:  # not an object, and maybe not JSON at all ("[1, 2")
+        plain(body)
+        raise Invalid.at((), "the body must be a JSON object", "object_type") from None
+    except msgspec.DecodeError as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
-    if not isinstance(document, simdjson.Object):
-        raise Invalid.at((), "the body must be a JSON object", "object_type")
-    return document
+    return fields
 
 
-def plain(value: Any) -> Any:
-    """A simdjson value as plain Python (lists, dicts, numbers, strings, bools, None)."""
-    if isinstance(value, simdjson.Array):
-        return value.as_list()
-    if isinstance(value, simdjson.Object):
-        return value.as_dict()
-    return value
+def plain(raw: msgspec.Raw | bytes) -> Any:
+    """A (small) raw JSON value as plain Python: numbers, strings, bools, None, lists, dicts."""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as error:  # ValidationError among them: numbers beyond 64 bits
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
 
 
 @dataclass(slots=True)
 class TensorReader:
-    """Reads the tensors of one request, counting elements and arrays against the body."""
+    """Reads the tensors of one request, counting their elements against max_elements."""
 
     max_elements: int
+    float_dtype: np.dtype[Any]
+    """What float tensors become: the computation's dtype, so no float64 copy is kept."""
     elements: int = 0
-    arrays: int = 0
 
-    def read(self, value: Any, name: str, kind: ElementKind) -> np.ndarray:
-        """`value` as a numpy array: int64 for JSON integers (if `kind` allows), else float64."""
-        shape = _shape(value)
-        if len(shape) > MAX_RANK:
+    def read(self, raw: msgspec.Raw | bytes, name: str, kind: ElementKind) -> np.ndarray:
+        """A tensor as int64 (JSON integers, where `kind` allows them) or float_dtype."""
+        span = memoryview(raw)
+        rank = _leading_brackets(span)
+        if rank > MAX_RANK:
             raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
-        self.elements += prod(shape)
+        integer = kind != "float" and not _FRACTION.search(span)
+        if rank == 0 or (kind == "int" and not integer):
+            return self._slowly(span, name, kind)  # a number, or the first non-integer named
+        dtype = np.dtype(np.int64) if integer else self.float_dtype
+        try:
+            return self._quickly(span, rank, name, dtype)
+        except (TypeError, ValueError, RuntimeError):  # simdjson's: wrong type, range, syntax
+            return self._slowly(span, name, kind)
+
+    def _count(self, elements: int) -> None:
+        self.elements += elements
         if self.elements > self.max_elements:
             raise PayloadTooLarge(
                 f"the tensors hold more than max_elements ({self.max_elements}) elements"
             )
-        if not shape:
-            _check_number(plain(value), (name,), kind)
-            integer = isinstance(value, int) and kind != "float"
-            return np.array(value, dtype=np.int64 if integer else np.float64)
-        try:
-            self.arrays += _check_rows(value, shape)
-            return _buffer(value, shape, kind)
-        except (TypeError, ValueError):
-            _raise_first_error(value.as_list(), shape, (name,), kind)
-            raise Invalid.at(
-                (name,), f"{name} is not a tensor of numbers", "not_a_tensor"
-            ) from None
 
-    def confirm(self, body: bytes, tensors: dict[str, Any], kinds: dict[str, ElementKind]) -> None:
-        """Closes the fast path's one hole: an array in place of a number somewhere."""
-        if body.count(b"[") == self.arrays:
+    def _quickly(self, span: memoryview, rank: int, name: str, dtype: np.dtype[Any]) -> np.ndarray:
+        """Chunk by chunk through simdjson, which raises when anything is off."""
+        of_type = "i" if dtype.kind == "i" else "d"
+        parser = simdjson.Parser()
+        parts, rows, inner = [], 0, None
+        for chunk in _row_chunks(span, rank):
+            document = parser.parse(chunk)
+            shape = _shape(document)
+            if len(shape) != rank or (inner is not None and shape[1:] != inner):
+                raise ValueError("ragged")
+            inner = shape[1:]
+            if _check_rows(document, shape) != chunk.count(b"["):
+                raise ValueError("an array where a number should be")
+            self._count(prod(shape))
+            values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{of_type}8")
+            del document  # the parser takes no new chunk while a document refers to it
+            parts.append(_cast(values.reshape(shape), dtype, name, rows))
+            rows += shape[0]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _slowly(self, span: memoryview, name: str, kind: ElementKind) -> np.ndarray:
+        """As Python lists: raises on the first bad index, or reads what the fast path could
+        not (an integer beyond 64 bits in a float tensor, say)."""
+        value = plain(span)
+        shape = _shape(value)
+        if len(shape) > MAX_RANK:
+            raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
+        for index, element in _walk(value, shape, (name,)):
+            _check_number(element, index, kind)
+        self._count(prod(shape))
+        integer = kind != "float" and not _FRACTION.search(span)
+        if integer:
+            return np.array(value, dtype=np.int64)
+        return _cast(np.array(value, dtype=np.float64), self.float_dtype, name, 0)
+
+
+def _leading_brackets(span: memoryview) -> int:
+    """The rank the first elements suggest: how many `[` open the value."""
+    match = _OPENING.match(span)
+    return match.group(1).count(b"[") if match else 0
+
+
+def _row_chunks(span: memoryview, rank: int) -> Iterator[bytes]:
+    """The tensor as JSON arrays of whole rows (first-dimension slices), CHUNK_BYTES or so.
+
+    A row ends where rank - 1 arrays close and a comma follows: `],` in a matrix, `]],` at
+    rank 3, a bare `,` in a vector. A malformed tensor may be cut elsewhere; its chunks then
+    fail to parse or to agree in shape, and the slow path takes over.
+    """
+    if len(span) <= CHUNK_BYTES:
+        yield bytes(span)
+        return
+    row_end = re.compile(rb"\]\s*" * (rank - 1) + rb",")
+    position, close = 1, len(span) - 1  # inside the outer brackets: msgspec trims the span
+    while True:
+        found = row_end.search(span, position + CHUNK_BYTES, close)
+        end = found.end() - 1 if found else close
+        yield b"[" + span[position:end] + b"]"
+        if not found:
             return
-        for name, value in tensors.items():
-            if isinstance(value, simdjson.Array):
-                _raise_first_error(value.as_list(), _shape(value), (name,), kinds[name])
-        # Every tensor checked out in full, so the extra brackets stand in strings elsewhere.
+        position = end + 1
+
+
+def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.ndarray:
+    """values in dtype; a number beyond float32's range is named, not made infinite."""
+    if values.dtype == dtype:
+        return values
+    if dtype == np.float32:
+        beyond = np.abs(values) > FLOAT32_MAX
+        if beyond.any():
+            local = np.unravel_index(int(np.argmax(beyond)), values.shape)
+            index = (local[0] + row, *local[1:])
+            where = f"{name}[{', '.join(map(str, index))}]"
+            raise Invalid.at(
+                (name, *map(int, index)),
+                f"{where} = {values[local].item()!r} is beyond float32's range; send dtype float64",
+                "float32_overflow",
+            )
+    return values.astype(dtype)
 
 
 def _shape(value: Any) -> tuple[int, ...]:
-    """Shape read down the first elements; _check_rows confirms it."""
+    """Shape read down the first elements (simdjson arrays or lists); checked afterwards."""
     shape = []
-    while isinstance(value, simdjson.Array):
+    while isinstance(value, simdjson.Array | list):
         shape.append(len(value))
         if not shape[-1] or len(shape) > MAX_RANK:
             break
@@ -110,32 +190,16 @@ def _check_rows(value: simdjson.Array, shape: tuple[int, ...]) -> int:
     return count
 
 
-def _buffer(value: simdjson.Array, shape: tuple[int, ...], kind: ElementKind) -> np.ndarray:
-    if kind != "float":
-        try:
-            return np.frombuffer(value.as_buffer(of_type="i"), dtype="<i8").reshape(shape)
-        except TypeError:  # a float among the numbers; a ValueError (beyond int64) stays one
-            if kind == "int":
-                raise
-    return np.frombuffer(value.as_buffer(of_type="d"), dtype="<f8").reshape(shape)
-
-
 def _check_number(value: Any, loc: Loc, kind: ElementKind) -> None:
     where = _where(loc)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Invalid.at(loc, f"{where} = {_show(value)} is not a number", "not_a_number")
     if kind == "int" and not isinstance(value, int):
         raise Invalid.at(loc, f"{where} = {value!r} is not an integer", "not_an_integer")
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+    if kind != "float" and isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise Invalid.at(
             loc, f"{where} = {value} does not fit in a signed 64-bit integer", "out_of_range"
         )
-
-
-def _raise_first_error(value: Any, shape: tuple[int, ...], loc: Loc, kind: ElementKind) -> None:
-    """Raises on the first index (row-major) where `value` breaks a rule, if there is one."""
-    for index, element in _walk(value, shape, loc):
-        _check_number(element, index, kind)
 
 
 def _walk(value: Any, shape: tuple[int, ...], loc: Loc) -> Iterator[tuple[Loc, Any]]:

@@ -35,6 +35,7 @@ RULES: list[tuple[str, dict[str, Any], str, list[Any], str]] = [
     (CE, {"input": LOGITS, "target": [1.5, 1]}, "integer", ["body", "target", 0], "target[0] = 1.5 is not an integer"),
     (CE, {"input": LOGITS, "target": [0, 7]}, "class_index_out_of_range", ["body", "target", 1], "target[1] = 7 is not a class index in [0, 3) and is not ignore_index (-100)"),
     (CE, {"input": LOGITS, "target": [0, -1]}, "class_index_out_of_range", ["body", "target", 1], "target[1] = -1"),
+    (CE, {"input": LOGITS, "target": [0, 2**70]}, "out_of_range", ["body", "target", 1], "target[1] = 1180591620717411303424 does not fit in a signed 64-bit integer"),
     (CE, {"input": LOGITS, "target": [0, 2**63]}, "out_of_range", ["body", "target", 1], "does not fit in a signed 64-bit integer"),
     ("nll_loss", {"input": LOGITS, "target": [0, 1.0]}, "not_an_integer", ["body", "target", 1], "target[1] = 1.0 is not an integer"),
     (CE, {"input": LOGITS, "target": [[0.5, 0.5, 0], [1.5, 0, 0]]}, "probability", ["body", "target", 1, 0], "target[1, 0] = 1.5 is not a probability in [0, 1]"),
@@ -46,6 +47,7 @@ RULES: list[tuple[str, dict[str, Any], str, list[Any], str]] = [
     (CE, {"target": [0, 1]}, "missing", ["body", "input"], "input is required"),
     (CE, {"input": LOGITS, "target": [0, 1], "label_smoothing": 1.5}, "less_than_equal", ["body", "label_smoothing"], "label_smoothing"),
     (CE, {"input": LOGITS, "target": [0, 1], "ignore_index": 2.0}, "int_type", ["body", "ignore_index"], "ignore_index"),
+    (CE, {"input": LOGITS, "target": [0, 1], "ignore_index": -(2**70)}, "greater_than_equal", ["body", "ignore_index"], "ignore_index"),
     (CE, {"input": LOGITS, "target": [0, 1], "grad": "yes"}, "bool_type", ["body", "grad"], "grad"),
     (CE, {"input": LOGITS, "target": [0, 1], "dtype": "float16"}, "literal_error", ["body", "dtype"], "dtype"),
     (CE, {"input": LOGITS, "target": [0, 1], "reduction": "batchmean"}, "literal_error", ["body", "reduction"], "reduction"),
@@ -138,7 +140,6 @@ def test_every_bad_field_is_listed(client: TestClient) -> None:
         b'{"input": [NaN]}',
         b'{"input": [Infinity]}',
         b'{"input": [1e400]}',
-        b'{"target": [1180591620717411303424]}',
     ],
 )
 def test_invalid_json_is_400(client: TestClient, content: bytes) -> None:
@@ -156,12 +157,12 @@ def test_a_body_that_is_not_an_object_is_422(client: TestClient, content: bytes)
     assert problem(response, 422)["detail"] == "the body must be a JSON object"
 
 
-def test_a_duplicate_field_is_422(client: TestClient) -> None:
-    content = b'{"input": [[1, 2]], "target": [0], "target": [1]}'
+def test_a_field_given_twice_counts_once_the_last_time(client: TestClient) -> None:
+    content = b'{"input": [[1, 2]], "target": [7], "target": [1], "reduction": "none"}'
     response = client.post(
         "/v1/losses/cross_entropy", content=content, headers={"content-type": "application/json"}
     )
-    assert problem(response, 422)["errors"][0]["loc"] == ["body", "target"]
+    assert response.json()["loss"] == pytest.approx([0.31326169])
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

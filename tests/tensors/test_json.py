@@ -7,17 +7,15 @@ import orjson
 import pytest
 
 from service.errors import Invalid, PayloadTooLarge
-from service.tensors.json import ElementKind, TensorReader, dumps, parse_object
+from service.tensors.json import CHUNK_BYTES, ElementKind, TensorReader, dumps, parse_fields
 
 
-def read(tensor: Any, kind: ElementKind = "float", max_elements: int = 1000) -> np.ndarray:
-    """Reads {"x": tensor} as the service does, the bracket count included."""
-    body = orjson.dumps({"x": tensor})
-    fields = parse_object(body)
-    reader = TensorReader(max_elements)
-    array = reader.read(fields["x"], "x", kind)
-    reader.confirm(body, {"x": fields["x"]}, {"x": kind})
-    return array
+def read(
+    tensor: Any, kind: ElementKind = "float", max_elements: int = 10**7, dtype: str = "float64"
+) -> np.ndarray:
+    """Reads {"x": tensor} as the service does."""
+    fields = parse_fields(orjson.dumps({"x": tensor}, option=orjson.OPT_SERIALIZE_NUMPY))
+    return TensorReader(max_elements, np.dtype(dtype)).read(fields["x"], "x", kind)
 
 
 @pytest.mark.parametrize(
@@ -77,18 +75,45 @@ def test_names_the_first_bad_index(
     assert raised.value.detail.startswith(message)
 
 
-def test_a_bracket_in_another_field_does_not_fail_sound_tensors() -> None:
-    body = b'{"x": [[1, 2]], "note": "[["}'
-    fields = parse_object(body)
-    reader = TensorReader(100)
-    array = reader.read(fields["x"], "x", "float")
-    reader.confirm(body, {"x": fields["x"]}, {"x": "float"})
-    assert array.tolist() == [[1.0, 2.0]]
+BIG = [(3000, 100), (200, 50, 30), (400_000,)]  # each over CHUNK_BYTES as JSON: read in chunks
+
+
+@pytest.mark.parametrize("shape", BIG)
+def test_reads_large_tensors_in_chunks(shape: tuple[int, ...]) -> None:
+    array = np.round(np.random.default_rng(0).normal(size=shape), 4)
+    assert len(orjson.dumps(array, option=orjson.OPT_SERIALIZE_NUMPY)) > 2 * CHUNK_BYTES
+    np.testing.assert_array_equal(read(array), array)
+    np.testing.assert_array_equal(read(array, dtype="float32"), array.astype(np.float32))
+    integers = (array * 1000).astype(np.int64)
+    assert read(integers, "int").dtype == np.int64
+    np.testing.assert_array_equal(read(integers, "int or float"), integers)
+
+
+@pytest.mark.parametrize(
+    ("change", "loc", "message"),
+    [
+        (lambda t: t.__setitem__(2900, t[2900][:-1]), ("x", 2900), "x[2900] has 99 elements"),
+        (lambda t: t[2999].__setitem__(5, [1.0]), ("x", 2999, 5), "x[2999, 5] = an array"),
+        (lambda t: t[1500].__setitem__(7, None), ("x", 1500, 7), "x[1500, 7] = null"),
+        (lambda t: t[2500].__setitem__(1, 1e39), ("x", 2500, 1), "x[2500, 1] = 1e+39 is beyond"),
+    ],
+)
+def test_names_the_index_of_a_fault_in_a_late_chunk(change: Any, loc: tuple, message: str) -> None:
+    tensor = np.round(np.random.default_rng(1).normal(size=(3000, 100)), 4).tolist()
+    change(tensor)
+    with pytest.raises(Invalid) as raised:
+        read(tensor, dtype="float32")
+    assert raised.value.errors[0].loc == loc
+    assert raised.value.detail.startswith(message)
+
+
+def test_an_integer_beyond_int64_is_read_as_a_float() -> None:
+    assert read([2**63 + 1, 1], "float").tolist() == [float(2**63 + 1), 1.0]
 
 
 def test_counts_elements_across_tensors() -> None:
-    fields = parse_object(b'{"a": [1, 2, 3], "b": [[1, 2], [3, 4]]}')
-    reader = TensorReader(6)
+    fields = parse_fields(b'{"a": [1, 2, 3], "b": [[1, 2], [3, 4]]}')
+    reader = TensorReader(6, np.dtype(np.float64))
     reader.read(fields["a"], "a", "float")
     with pytest.raises(PayloadTooLarge, match=r"more than max_elements \(6\)"):
         reader.read(fields["b"], "b", "float")
