@@ -65,7 +65,10 @@ class Engine:
     async def slot(self) -> AsyncIterator[None]:
         """Holds one of max_concurrency computation slots; 503 after waiting queue_timeout."""
         try:
-            await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
+            if self._slots.locked():  # only a wait needs wait_for's task
+                await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
+            else:
+                await self._slots.acquire()
         except TimeoutError:
             raise Unavailable(
                 f"all {self.max_concurrency} computation slots are busy; retry shortly",

@@ -13,7 +13,7 @@ def is_json(content_type: str) -> bool:
     )
 
 
-async def read_json_body(request: Request, limit: int) -> bytes:
+async def read_json_body(request: Request, limit: int) -> bytearray:
     """The whole body, or 415 for a non-JSON content type and 413 past `limit` bytes.
 
     The limit holds while the body streams in, so an oversized upload is never buffered whole.
@@ -27,10 +27,27 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
-    chunks, size = [], 0
+    body = bytearray()  # one buffer that grows, not a list of chunks joined into a second copy
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
+
+
+class Body:
+    """A request body handed to the code that parses it, which takes it: the endpoint keeps
+    no reference, so the body is freed as soon as its tensors have been read."""
+
+    def __init__(self, data: bytearray) -> None:
+        self._data: bytearray | None = data
+        self._size = len(data)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def take(self) -> bytearray:
+        data, self._data = self._data, None
+        if data is None:
+            raise RuntimeError("the body was taken already")
+        return data

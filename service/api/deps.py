@@ -9,12 +9,12 @@ from service.engine import Engine
 from service.errors import Unavailable
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: FastAPI runs a sync one in a thread
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine | None = getattr(request.app.state, "engine", None)
     if engine is None:
         raise Unavailable("the engine is not loaded yet", headers={"Retry-After": "1"})

@@ -3,6 +3,7 @@
 Shared by every JSON endpoint, so that each validates exactly alike.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 from service.engine import Result
 from service.errors import Invalid
 from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
-from service.tensors.json import TensorReader, dumps, plain
+from service.tensors.json import TensorReader, encode, plain
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def _is_null(raw: msgspec.Raw) -> bool:
     return len(raw) == 4 and bytes(raw) == b"null"
 
 
-def loss_response(result: Result, options: LossOptions) -> bytes:
+def loss_response(result: Result, options: LossOptions) -> bytes | Iterator[bytes]:
     """The body of a loss's 200 (LossResponse)."""
     content: dict[str, Any] = {
         "loss": result.value,
@@ -62,10 +63,10 @@ def loss_response(result: Result, options: LossOptions) -> bytes:
         content["grad"] = result.grad
     if warnings := result.warnings("loss"):
         content["warnings"] = warnings
-    return dumps(content)
+    return encode(content)
 
 
-def activation_response(result: Result, options: Options) -> bytes:
+def activation_response(result: Result, options: Options) -> bytes | Iterator[bytes]:
     """The body of an activation's 200 (ActivationResponse)."""
     content: dict[str, Any] = {
         "output": result.value,
@@ -75,4 +76,4 @@ def activation_response(result: Result, options: Options) -> bytes:
     }
     if warnings := result.warnings("output"):
         content["warnings"] = warnings
-    return dumps(content)
+    return encode(content)

@@ -1,16 +1,17 @@
 """/v1: service info; the losses and activations, each listed, described and computed."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import torch
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api import requests
-from service.api.body import read_json_body
+from service.api.body import Body, read_json_body
 from service.api.deps import EngineDep, SettingsDep
 from service.api.models import (
     ActivationCatalogue,
@@ -33,16 +34,19 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
     for status in (400, 404, 413, 415, 422, 503)
 }
-Finish = Callable[[Engine, Any, requests.Decoded], bytes]
+INLINE_BYTES = 1 << 16
+"""Bodies up to this size are computed on the event loop: their work, a fraction of a
+millisecond, costs less than the hop to a worker thread."""
+Finish = Callable[[Engine, Any, requests.Decoded], bytes | Iterator[bytes]]
 """Runs a decoded request on the engine and encodes the response body."""
 
 
-def _compute(engine: Engine, spec: LossSpec, request: requests.Decoded) -> bytes:
+def _compute(engine: Engine, spec: LossSpec, request: requests.Decoded) -> bytes | Iterator[bytes]:
     result = engine.compute(spec, request.arrays, request.params, request.options)
     return requests.loss_response(result, request.options)
 
 
-def _apply(engine: Engine, spec: Spec, request: requests.Decoded) -> bytes:
+def _apply(engine: Engine, spec: Spec, request: requests.Decoded) -> bytes | Iterator[bytes]:
     result = engine.apply(spec, request.arrays, request.params, request.options)
     return requests.activation_response(result, request.options)
 
@@ -133,19 +137,26 @@ def _body(model: str) -> dict[str, object]:
 
 def _endpoint(spec: Spec, finish: Finish) -> Callable[..., Awaitable[Response]]:
     async def endpoint(request: Request, engine: EngineDep, settings: SettingsDep) -> Response:
-        body = await read_json_body(request, settings.max_body_bytes)
+        body = Body(await read_json_body(request, settings.max_body_bytes))
         async with engine.slot():
-            content = await run_in_threadpool(_run, engine, settings, spec, body, finish)
-        return Response(content, media_type="application/json")
+            if len(body) <= INLINE_BYTES:
+                content = _run(engine, settings, spec, body, finish)
+            else:
+                content = await run_in_threadpool(_run, engine, settings, spec, body, finish)
+        if isinstance(content, bytes):
+            return Response(content, media_type="application/json")
+        return StreamingResponse(content, media_type="application/json")
 
     endpoint.__doc__ = spec.summary
     return endpoint
 
 
-def _run(engine: Engine, settings: Settings, spec: Spec, body: bytes, finish: Finish) -> bytes:
-    """Parse, validate, compute and encode, off the event loop."""
+def _run(
+    engine: Engine, settings: Settings, spec: Spec, body: Body, finish: Finish
+) -> bytes | Iterator[bytes]:
+    """Parse, validate, compute and encode; the body is freed once its tensors are read."""
     try:
-        request = requests.decode(spec, parse_fields(body), settings.max_elements)
+        request = requests.decode(spec, parse_fields(body.take()), settings.max_elements)
         return finish(engine, spec, request)
     except ServiceError as error:
         raise error.under("body") from None

@@ -34,7 +34,7 @@ _FRACTION = re.compile(rb"[.eE]")
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
 
 
-def parse_fields(body: bytes) -> dict[str, msgspec.Raw]:
+def parse_fields(body: bytes | bytearray) -> dict[str, msgspec.Raw]:
     """The body's fields, each value left as its raw JSON; 400 if the body is not JSON."""
     try:
         fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
@@ -99,7 +99,7 @@ class TensorReader:
             if _check_rows(document, shape) != chunk.count(b"["):
                 raise ValueError("an array where a number should be")
             self._count(prod(shape))
-            values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{of_type}8")
+            values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
             del document  # the parser takes no new chunk while a document refers to it
             parts.append(_cast(values.reshape(shape), dtype, name, rows))
             rows += shape[0]
@@ -191,14 +191,15 @@ def _check_rows(value: simdjson.Array, shape: tuple[int, ...]) -> int:
 
 
 def _check_number(value: Any, loc: Loc, kind: ElementKind) -> None:
-    where = _where(loc)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Invalid.at(loc, f"{where} = {_show(value)} is not a number", "not_a_number")
+        raise Invalid.at(loc, f"{_where(loc)} = {_show(value)} is not a number", "not_a_number")
     if kind == "int" and not isinstance(value, int):
-        raise Invalid.at(loc, f"{where} = {value!r} is not an integer", "not_an_integer")
+        raise Invalid.at(loc, f"{_where(loc)} = {value!r} is not an integer", "not_an_integer")
     if kind != "float" and isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise Invalid.at(
-            loc, f"{where} = {value} does not fit in a signed 64-bit integer", "out_of_range"
+            loc,
+            f"{_where(loc)} = {value} does not fit in a signed 64-bit integer",
+            "out_of_range",
         )
 
 
@@ -237,8 +238,58 @@ def _show(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
-def dumps(content: dict[str, Any]) -> bytes:
-    """JSON bytes straight from numpy (no per-element Python objects); NaN and ±Inf become null.
+BLOCK_ELEMENTS = 1 << 16
+"""Results with more elements than this are written in blocks of rows, never whole."""
+
+
+def encode(content: dict[str, Any]) -> bytes | Iterator[bytes]:
+    """content as JSON: bytes, or for a large result an iterator of pieces.
+
+    A float32 gradient's text is about three times its array; written in blocks of rows as
+    the client reads them, it never exists whole.
+    """
+    if all(_small(value) for value in content.values()):
+        return dumps(content)
+    return _coalesced(_pieces(content))
+
+
+def _small(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(_small(v) for v in value.values())
+    return not isinstance(value, np.ndarray) or value.size <= BLOCK_ELEMENTS
+
+
+def _pieces(value: Any) -> Iterator[bytes]:
+    if isinstance(value, dict):
+        yield b"{"
+        for i, (key, item) in enumerate(value.items()):
+            yield b"," * bool(i) + orjson.dumps(key) + b":"
+            yield from _pieces(item)
+        yield b"}"
+    elif _small(value) or value.ndim == 0:
+        yield dumps(value)
+    else:
+        rows = max(1, BLOCK_ELEMENTS * value.shape[0] // value.size)
+        yield b"["
+        for start in range(0, value.shape[0], rows):
+            yield b"," * bool(start) + dumps(value[start : start + rows])[1:-1]
+        yield b"]"
+
+
+def _coalesced(pieces: Iterator[bytes], size: int = 1 << 18) -> Iterator[bytes]:
+    """Joins small pieces, so that the response goes out in a few large writes."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        if len(buffer) >= size:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def dumps(content: Any) -> bytes:
+    """JSON straight from numpy (no per-element Python objects); NaN and ±Inf become null.
 
     orjson writes numpy arrays natively but not 0-d ones, which become numpy scalars here.
     """

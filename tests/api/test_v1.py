@@ -1,11 +1,14 @@
 """/v1/info, the catalogue, unknown names and paths, and the shape of a 200."""
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from fastapi.testclient import TestClient
 
 from service import __version__
 from service.losses import REGISTRY
 from tests.conftest import problem
+from tests.reference import assert_matches, reference
 
 KNOWN = ", ".join(REGISTRY)
 
@@ -104,3 +107,16 @@ def test_metrics_count_requests_by_loss_and_status(client: TestClient) -> None:
     assert f"loss_service_requests_total{{{ok}}} 1.0" in text
     assert f"loss_service_requests_total{{{bad}}} 1.0" in text
     assert f"loss_service_request_duration_seconds_count{{{ok}}} 1.0" in text
+
+
+def test_a_large_gradient_is_streamed_and_exact(client: TestClient) -> None:
+    """Over BLOCK_ELEMENTS the response is written in blocks of rows (no Content-Length)."""
+    rng = np.random.default_rng(0)
+    input, target = rng.normal(size=(300, 300)), rng.integers(0, 300, 300)
+    response = client.post(
+        "/v1/losses/cross_entropy",
+        json={"input": input.tolist(), "target": target.tolist(), "grad": True, "dtype": "float64"},
+    )
+    assert "content-length" not in response.headers
+    expected, grads = reference(F.cross_entropy, {"input": input, "target": target}, ["input"])
+    assert_matches(response.json(), expected, grads, "float64")

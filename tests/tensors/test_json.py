@@ -7,7 +7,15 @@ import orjson
 import pytest
 
 from service.errors import Invalid, PayloadTooLarge
-from service.tensors.json import CHUNK_BYTES, ElementKind, TensorReader, dumps, parse_fields
+from service.tensors.json import (
+    BLOCK_ELEMENTS,
+    CHUNK_BYTES,
+    ElementKind,
+    TensorReader,
+    dumps,
+    encode,
+    parse_fields,
+)
 
 
 def read(
@@ -89,6 +97,16 @@ def test_reads_large_tensors_in_chunks(shape: tuple[int, ...]) -> None:
     np.testing.assert_array_equal(read(integers, "int or float"), integers)
 
 
+@pytest.mark.parametrize("shape", BIG)
+def test_sound_large_tensors_take_the_fast_path(shape: tuple[int, ...]) -> None:
+    """The slow path gives the same numbers, only 50 times slower: check it is not taken."""
+    array = np.round(np.random.default_rng(0).normal(size=shape), 4)
+    raw = parse_fields(orjson.dumps({"x": array}, option=orjson.OPT_SERIALIZE_NUMPY))["x"]
+    reader = TensorReader(10**8, np.dtype(np.float32))
+    fast = reader._quickly(memoryview(raw), len(shape), "x", np.dtype(np.float32))
+    np.testing.assert_array_equal(fast, array.astype(np.float32))
+
+
 @pytest.mark.parametrize(
     ("change", "loc", "message"),
     [
@@ -122,3 +140,17 @@ def test_counts_elements_across_tensors() -> None:
 def test_dumps_writes_numpy_and_turns_non_finite_into_null() -> None:
     content = {"a": np.array([1.5, np.nan, -np.inf], np.float32), "b": np.array(0.25)}
     assert dumps(content) == b'{"a":[1.5,null,null],"b":0.25}'
+
+
+@pytest.mark.parametrize("shape", [(BLOCK_ELEMENTS + 1,), (700, 100), (3, 200, 150), (70000, 1)])
+def test_encode_writes_large_results_in_pieces_that_join_to_the_same_json(shape: tuple) -> None:
+    array = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    content = {"loss": np.float32(1.5), "grad": {"input": array, "other": array[:2]}, "n": 1}
+    pieces = encode(content)
+    assert not isinstance(pieces, bytes)
+    assert b"".join(pieces) == dumps(content)
+
+
+def test_encode_writes_small_results_at_once() -> None:
+    content = {"loss": np.zeros((10, 10), np.float32)}
+    assert encode(content) == dumps(content)
