@@ -123,9 +123,10 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _fit_float32(arrays: Arrays) -> None:
-    """Numbers beyond float32's range would become infinities, and the loss NaN."""
+    """Numbers beyond float32's range would become infinities, and the loss NaN. (The JSON
+    reader already gives float32 arrays; this guards float64 ones from other adapters.)"""
     for name, array in arrays.items():
-        if array.dtype.kind == "f" and array.size and np.abs(array).max() > FLOAT32_MAX:
+        if array.dtype == np.float64 and array.size and np.abs(array).max() > FLOAT32_MAX:
             checks.reject_first(
                 name,
                 array,
