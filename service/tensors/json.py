@@ -152,7 +152,7 @@ def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.n
     """values in dtype; a number beyond float32's range is named, not made infinite."""
     if values.dtype == dtype:
         return values
-    if dtype == np.float32 and (values.max() > FLOAT32_MAX or values.min() < -FLOAT32_MAX):
+    if dtype == np.float32 and values.size and max(values.max(), -values.min()) > FLOAT32_MAX:
         beyond = np.abs(values) > FLOAT32_MAX
         if beyond.any():
             local = np.unravel_index(int(np.argmax(beyond)), values.shape)
