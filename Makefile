@@ -29,5 +29,8 @@ lint: $(BIN)/loss-service
 openapi: $(BIN)/loss-service
 	$(BIN)/loss-service openapi
 
+bench: $(BIN)/loss-service
+	$(BIN)/python -m bench.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage

@@ -90,8 +90,9 @@ class Engine:
         with torch.inference_mode(not wanted):
             loss = spec.call(**tensors, **dict(params), reduction=options.reduction)
             if wanted:
-                # reduction "none": the gradient of the sum, as API.md defines it.
-                loss.sum().backward()
+                # For reduction "none" the gradient of the sum, as API.md defines it: a
+                # gradient of ones, which spares the sum's node (backward() alone for a scalar).
+                loss.backward(torch.ones_like(loss) if loss.dim() else None)
         grads = {name: to_numpy(tensors[name].grad) for name in wanted}
         return Result(to_numpy(loss), grads, str(device))
 

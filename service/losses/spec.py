@@ -8,6 +8,7 @@ or answer with NaN, and the torch call itself.
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
@@ -109,12 +110,12 @@ class Spec:
     def _options(self) -> type[Options]:
         return Options
 
-    @property
+    @cached_property
     def element_kinds(self) -> dict[str, ElementKind]:
         kinds = {t.name: t.dtype for t in self.tensors}
         return kinds | {p.name: "float" for p in self.tensor_params}
 
-    @property
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         """Every field a request may hold."""
         return (*self.element_kinds, *self.params.model_fields, *self.options.model_fields)

@@ -12,6 +12,7 @@ as Python lists, to name the first bad index and the rule.
 """
 
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from math import prod
@@ -88,7 +89,7 @@ class TensorReader:
     def _quickly(self, span: memoryview, rank: int, name: str, dtype: np.dtype[Any]) -> np.ndarray:
         """Chunk by chunk through simdjson, which raises when anything is off."""
         of_type = "i" if dtype.kind == "i" else "d"
-        parser = simdjson.Parser()
+        parser = _parser()
         parts, rows, inner = [], 0, None
         for chunk in _row_chunks(span, rank):
             document = parser.parse(chunk)
@@ -119,6 +120,17 @@ class TensorReader:
         if integer:
             return np.array(value, dtype=np.int64)
         return _cast(np.array(value, dtype=np.float64), self.float_dtype, name, 0)
+
+
+_local = threading.local()
+
+
+def _parser() -> simdjson.Parser:
+    """This thread's parser: one keeps its buffers from chunk to chunk and request to request."""
+    if not hasattr(_local, "parser"):
+        _local.parser = simdjson.Parser()
+    parser: simdjson.Parser = _local.parser
+    return parser
 
 
 def _leading_brackets(span: memoryview) -> int:
