@@ -123,11 +123,14 @@ def load(url: str, content: bytes, clients: int, budget_s: float, cap: int) -> t
 
     def client() -> None:
         nonlocal errors
-        connection = http.client.HTTPConnection(host, int(port), timeout=300)
-        post(connection)  # warm the connection
+        connection = http.client.HTTPConnection(host, int(port), timeout=600)
         while True:
             start = time.perf_counter()
-            status = post(connection)
+            try:
+                status = post(connection)
+            except OSError:  # the server dropped the connection: an error, then a new one
+                status = 0
+                connection.close()
             elapsed = time.perf_counter() - start
             with lock:
                 latencies.append(elapsed)
@@ -225,6 +228,7 @@ def main() -> None:
     cells: list[Cell] = []
     for server in ("floor", "service", "baseline"):
         with serving(server) as (url, _):
+            load(url, body(32, 10, True), 8, 2.0, 1000)  # warm up: first requests are slower
             for size in sizes:
                 for grad in (False, True):
                     for clients in (1, 8):
@@ -232,6 +236,7 @@ def main() -> None:
                         print(_row(found), flush=True)
     limits = {(s, g): limit(s, g, 3 if args.quick else 5) for s in sizes for g in (False, True)}
     with serving("service", workers=2) as (url, _):
+        load(url, body(32, 10, True), 8, 2.0, 1000)
         two = cell("service x2", url, (256, 100), True, 8)
         print(_row(two), flush=True)
     memory = peak_rss((4096, 1000) if not args.quick else (1024, 1000))
