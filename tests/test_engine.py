@@ -80,3 +80,13 @@ def test_cuda_matches_the_cpu_and_bad_indices_never_reach_the_device() -> None:
     with pytest.raises(Invalid, match="is not a class index"):
         engine.compute(spec, arrays | {"target": np.full(8, 9)}, params, options)
     engine.compute(spec, arrays, params, options)  # the process is still healthy
+
+
+def test_float64_arrays_beyond_float32_are_rejected_for_a_float32_computation() -> None:
+    """Adapters may hand the engine float64 arrays; a float32 run must not turn them into inf."""
+    engine = Engine(Settings())
+    spec = REGISTRY["mse_loss"]
+    params, options = spec.parse_options({"dtype": "float32"})
+    arrays = {"input": np.array([1.0, 1e39]), "target": np.array([0.0, 0.0])}
+    with pytest.raises(Invalid, match=r"input\[1\] = 1e\+39 is beyond float32's range"):
+        engine.compute(spec, arrays, params, options)
