@@ -74,9 +74,11 @@ class TensorReader:
         if rank == 0 or (kind == "int" and not integer):
             return self._slowly(span, name, kind)  # a number, or the first non-integer named
         dtype = np.dtype(np.int64) if integer else self.float_dtype
+        counted = self.elements
         try:
             return self._quickly(span, rank, name, dtype)
         except (TypeError, ValueError, RuntimeError):  # simdjson's: wrong type, range, syntax
+            self.elements = counted  # the slow path counts this tensor again, whole
             return self._slowly(span, name, kind)
 
     def _count(self, elements: int) -> None:
@@ -113,9 +115,9 @@ class TensorReader:
         shape = _shape(value)
         if len(shape) > MAX_RANK:
             raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
+        self._count(prod(shape))
         for index, element in _walk(value, shape, (name,)):
             _check_number(element, index, kind)
-        self._count(prod(shape))
         integer = kind != "float" and not _FRACTION.search(span)
         if integer:
             return np.array(value, dtype=np.int64)

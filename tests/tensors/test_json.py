@@ -1,5 +1,6 @@
 """JSON tensors to numpy: shapes, element types, and the first bad index."""
 
+import json
 from typing import Any
 
 import numpy as np
@@ -154,3 +155,12 @@ def test_encode_writes_large_results_in_pieces_that_join_to_the_same_json(shape:
 def test_encode_writes_small_results_at_once() -> None:
     content = {"loss": np.zeros((10, 10), np.float32)}
     assert encode(content) == dumps(content)
+
+
+def test_a_tensor_read_again_slowly_is_counted_once() -> None:
+    """A late fault sends a large tensor down the slow path after its first chunks counted."""
+    tensor = np.zeros((3000, 100)).tolist()
+    tensor[2999][5] = 2**64 + 1  # beyond 64 bits: simdjson fails on the last chunk
+    fields = parse_fields(json.dumps({"x": tensor}).encode())
+    array = TensorReader(300_000, np.dtype(np.float64)).read(fields["x"], "x", "float")
+    assert array[2999, 5] == float(2**64 + 1)
