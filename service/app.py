@@ -1,5 +1,6 @@
 """create_app(settings) -> FastAPI: lifespan, routers, error handlers, middleware."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = Engine(settings)
         await run_in_threadpool(engine.warm_up)
+        gc.freeze()  # the app's and torch's objects live on: spare them every collection
         app.state.engine = engine
         yield
 
