@@ -30,7 +30,7 @@ class Result:
     def warnings(self, name: str) -> list[str]:
         """What is not finite, `name` being how the response calls the value."""
         found = [nonfinite(name, self.value)]
-        found += [nonfinite(f"grad.{name}", g) for name, g in self.grad.items()]
+        found += [nonfinite(f"grad.{tensor}", g) for tensor, g in self.grad.items()]
         return [w for w in found if w]
 
 

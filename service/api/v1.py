@@ -111,10 +111,11 @@ def _collection(
             openapi_extra={"requestBody": _body(request_model(spec).__name__)},
         )
 
-    async def describe(name: str) -> Any:
+    async def describe(name: str) -> dict[str, Any]:
         if name not in specs:
             raise not_found(list(specs), noun, name)
-        return entry.model_validate(specs[name].entry())
+        entry_of: dict[str, Any] = specs[name].entry()
+        return entry_of
 
     async def unknown(name: str) -> None:
         raise not_found(list(specs), noun, name)
