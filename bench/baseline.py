@@ -19,7 +19,7 @@ class Request(BaseModel):
 
 
 @app.post("/v1/losses/cross_entropy")
-def cross_entropy(request: Request):  # type: ignore[no-untyped-def]
+def cross_entropy(request: Request):
     # No return annotation, as tutorials write it: FastAPI's default response, which passes
     # the dict through jsonable_encoder (a `-> dict` would serialise it with pydantic).
     input = torch.tensor(request.input, requires_grad=request.grad)

@@ -81,10 +81,6 @@ class BadRequest(ServiceError):
     status = HTTPStatus.BAD_REQUEST
 
 
-class Unauthorized(ServiceError):
-    status = HTTPStatus.UNAUTHORIZED
-
-
 class NotFound(ServiceError):
     status = HTTPStatus.NOT_FOUND
 

@@ -7,9 +7,9 @@ from typing_extensions import TypeAliasType
 
 from service.types import DTypeName, Reduction
 
-TensorJSON = TypeAliasType("TensorJSON", "float | list[TensorJSON]")  # type: ignore[misc]
+TensorJSON = TypeAliasType("TensorJSON", "float | list[TensorJSON]")
 """A JSON number (0-d tensor) or nested arrays of numbers, row-major and rectangular."""
-ResultJSON = TypeAliasType("ResultJSON", "float | list[ResultJSON] | None")  # type: ignore[misc]
+ResultJSON = TypeAliasType("ResultJSON", "float | list[ResultJSON] | None")
 """A result tensor; a non-finite value is null, and `warnings` says which."""
 
 

@@ -5,7 +5,7 @@ from functools import cache
 from pydantic import BaseModel, Field, create_model
 
 from service.api.models import TensorJSON
-from service.losses.spec import Spec, _camel
+from service.losses.spec import Spec, camel
 
 
 @cache
@@ -19,7 +19,7 @@ def request_model(spec: Spec) -> type[BaseModel]:
         for p in spec.tensor_params
     }
     return create_model(
-        f"{_camel(spec.name)}Request",
+        f"{camel(spec.name)}Request",
         __base__=(spec.options, spec.params),
         __doc__=spec.summary,
         **tensors,

@@ -6,25 +6,16 @@ Each raises Invalid naming the field, the first offending index (row-major) and 
 import numpy as np
 
 from service.errors import Invalid
-from service.types import Loc
-
-
-def first(name: str, array: np.ndarray, bad: np.ndarray) -> tuple[Loc, str] | None:
-    """The location and "name[i, j] = v" of the first True in `bad`, or None."""
-    if not bad.any():
-        return None
-    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
-    value = array[index]  # numpy prints the shortest decimal of its own dtype (float32: 1.2)
-    where = f"{name}[{', '.join(map(str, index))}]" if index else name
-    return (name, *map(int, index)), f"{where} = {value!s}"
 
 
 def reject_first(name: str, array: np.ndarray, bad: np.ndarray, rule: str, type: str) -> None:
-    """Raises "name[i] = v <rule>" at the first True in `bad`."""
-    found = first(name, array, bad)
-    if found:
-        loc, what = found
-        raise Invalid.at(loc, f"{what} {rule}", type)
+    """Raises "name[i, j] = v <rule>" at the first True (row-major) in `bad`, if any."""
+    if not bad.any():
+        return
+    index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+    where = f"{name}[{', '.join(map(str, index))}]" if index else name
+    value = array[index]  # str() prints the shortest decimal of its own dtype: float32 1.2
+    raise Invalid.at((name, *map(int, index)), f"{where} = {value!s} {rule}", type)
 
 
 def same_shape(name: str, array: np.ndarray, other: str, shape: tuple[int, ...]) -> None:

@@ -35,15 +35,22 @@ def _check_pair(t: Arrays, p: Params, o: LossOptions) -> None:
         checks.same_shape("weight", t["weight"], "input", input.shape)
 
 
-def _pair_loss(name: str, summary: str, **declaration: object) -> LossSpec:
+def _pair_loss(
+    name: str,
+    summary: str,
+    *,
+    params: type[Params] = Params,
+    tensor_params: tuple[TensorParam, ...] = (),
+) -> LossSpec:
     return LossSpec(
         name=name,
         summary=summary,
         reference=f"torch.nn.functional.{name}",
         tensors=PAIR,
         call=getattr(F, name),
+        params=params,
+        tensor_params=tensor_params,
         check=_check_pair,
-        **declaration,  # type: ignore[arg-type]
     )
 
 

@@ -188,7 +188,7 @@ class LossSpec(Spec):
     def _options(self) -> type[LossOptions]:
         reduction = Literal[self.reductions]  # type: ignore[valid-type]
         return create_model(
-            f"{_camel(self.name)}Options",
+            f"{camel(self.name)}Options",
             __base__=LossOptions,
             reduction=(reduction, Field(default="mean", description=_REDUCTION_DOC)),
         )
@@ -200,7 +200,8 @@ class LossSpec(Spec):
 _REDUCTION_DOC = LossOptions.model_fields["reduction"].description
 
 
-def _camel(name: str) -> str:
+def camel(name: str) -> str:
+    """ "cross_entropy" -> "CrossEntropy", for model names."""
     return "".join(part.capitalize() for part in name.split("_"))
 
 
