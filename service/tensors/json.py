@@ -167,16 +167,14 @@ def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.n
     if values.dtype == dtype:
         return values
     if dtype == np.float32 and values.size and max(values.max(), -values.min()) > FLOAT32_MAX:
-        beyond = np.abs(values) > FLOAT32_MAX
-        if beyond.any():
-            local = np.unravel_index(int(np.argmax(beyond)), values.shape)
-            index = (local[0] + row, *local[1:])
-            where = f"{name}[{', '.join(map(str, index))}]"
-            raise Invalid.at(
-                (name, *map(int, index)),
-                f"{where} = {values[local].item()!r} is beyond float32's range; send dtype float64",
-                "float32_overflow",
-            )
+        local = np.unravel_index(int(np.argmax(np.abs(values) > FLOAT32_MAX)), values.shape)
+        loc = (name, *(int(i) + row * (not axis) for axis, i in enumerate(local)))
+        raise Invalid.at(
+            loc,
+            f"{_where(loc)} = {values[local].item()!r} is beyond float32's range;"
+            " send dtype float64",
+            "float32_overflow",
+        )
     return values.astype(dtype)
 
 

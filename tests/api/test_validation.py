@@ -105,6 +105,7 @@ RULES: list[tuple[str, dict[str, Any], str, list[Any], str]] = [
     ("ctc_loss", CTC | {"targets": [1, 2, 1]}, "shape_mismatch", ["body", "targets"], "targets holds 3 labels but target_lengths sum to 2"),
     ("ctc_loss", CTC | {"targets": [[1.0, 2]]}, "not_an_integer", ["body", "targets", 0, 0], "targets[0, 0] = 1.0 is not an integer"),
     ("ctc_loss", CTC | {"log_probs": [[-1.0, -1.0]], "input_lengths": 1, "target_lengths": 1, "targets": [1, 2]}, "shape_mismatch", ["body", "targets"], "targets holds 2 labels but target_lengths sum to 1"),
+    ("mse_loss", {"input": 1e39, "target": 0}, "float32_overflow", ["body", "input"], "input = 1e+39 is beyond float32's range; send dtype float64"),
     (CE, {"input": [[1, -1e39]], "target": [0]}, "float32_overflow", ["body", "input", 0, 1], "input[0, 1] = -1e+39 is beyond float32's range; send dtype float64"),
     (CE, {"input": [], "target": []}, "empty", ["body", "input"], "input of shape (0,) is empty"),
     (CE, {"input": [[]], "target": [0]}, "empty", ["body", "input"], "input of shape (1, 0) is empty"),
