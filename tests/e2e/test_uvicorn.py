@@ -1,10 +1,5 @@
 """End to end: `loss-service serve` on 127.0.0.1 and a real HTTP client."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx2
@@ -12,40 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.e2e.conftest import serving
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    port = free_port()
-    env = os.environ | {
-        "LOSS_SERVICE_MAX_BODY_BYTES": "100000",
-        "LOSS_SERVICE_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
+    with serving(max_body_bytes="100000") as url:
         yield url
-    finally:
-        process.terminate()
-        assert process.wait(timeout=15) == 0
 
 
 def test_cross_entropy_with_gradient(server: str) -> None:
