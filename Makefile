@@ -17,14 +17,13 @@ $(BIN)/loss-service: pyproject.toml
 run: $(BIN)/loss-service
 	$(BIN)/loss-service serve
 
-test: $(BIN)/loss-service
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+test: lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 lint: $(BIN)/loss-service
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 openapi: $(BIN)/loss-service
 	$(BIN)/loss-service openapi

@@ -92,8 +92,8 @@ class Engine:
             if wanted:
                 # For reduction "none" the gradient of the sum, as API.md defines it: a
                 # gradient of ones, which spares the sum's node (backward() alone for a scalar).
-                loss.backward(torch.ones_like(loss) if loss.dim() else None)
-        grads = {name: to_numpy(tensors[name].grad) for name in wanted}
+                torch.autograd.backward(loss, torch.ones_like(loss) if loss.dim() else None)
+        grads = {name: to_numpy(_grad(tensors[name])) for name in wanted}
         return Result(to_numpy(loss), grads, str(device))
 
     def apply(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
@@ -117,10 +117,17 @@ class Engine:
     def warm_up(self) -> None:
         """One tiny forward and backward, so the first request does not pay for torch's setup."""
         x = torch.zeros(1, 2, requires_grad=True)
-        torch.nn.functional.cross_entropy(x, torch.zeros(1, dtype=torch.int64)).backward()
+        loss = torch.nn.functional.cross_entropy(x, torch.zeros(1, dtype=torch.int64))
+        torch.autograd.backward(loss)
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _grad(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.grad is None:  # every tensor asked for takes part in every loss
+        raise RuntimeError("autograd gave no gradient")
+    return tensor.grad
 
 
 def _fit_float32(arrays: Arrays) -> None:

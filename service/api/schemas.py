@@ -1,6 +1,7 @@
 """Per-loss request models, for OpenAPI only: requests are decoded by api.requests."""
 
 from functools import cache
+from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
@@ -11,10 +12,10 @@ from service.losses.spec import Spec, camel
 @cache
 def request_model(spec: Spec) -> type[BaseModel]:
     """{tensors..., tensor parameters..., parameters..., reduction, grad, dtype, device}."""
-    tensors = {
+    tensors: dict[str, Any] = {
         t.name: (TensorJSON, Field(description=f"{t.kind}, shape {t.shape}")) for t in spec.tensors
     }
-    tensor_params = {
+    tensor_params: dict[str, Any] = {
         p.name: (TensorJSON | None, Field(default=None, description=p.description))
         for p in spec.tensor_params
     }

@@ -19,6 +19,7 @@ from service.api.models import (
     ActivationResponse,
     Catalogue,
     Info,
+    Limits,
     LossEntry,
     LossResponse,
     Problem,
@@ -61,20 +62,21 @@ def build_router(losses: dict[str, LossSpec], activations: dict[str, Spec]) -> A
             torch_version=torch.__version__,
             devices=engine.devices,
             default_device=str(engine.default_device),
-            limits={
-                "max_body_bytes": settings.max_body_bytes,
-                "max_elements": settings.max_elements,
-                "max_concurrency": settings.max_concurrency,
-            },
+            limits=Limits(
+                max_body_bytes=settings.max_body_bytes,
+                max_elements=settings.max_elements,
+                max_concurrency=settings.max_concurrency,
+            ),
         )
 
     @router.get("/losses")
     async def list_losses() -> Catalogue:
-        return Catalogue(losses=[spec.entry() for spec in losses.values()])
+        return Catalogue.model_validate({"losses": [spec.entry() for spec in losses.values()]})
 
     @router.get("/activations")
     async def list_activations() -> ActivationCatalogue:
-        return ActivationCatalogue(activations=[spec.entry() for spec in activations.values()])
+        entries = [spec.entry() for spec in activations.values()]
+        return ActivationCatalogue.model_validate({"activations": entries})
 
     _collection(router, "losses", "loss", losses, LossEntry, LossResponse, _compute)
     _collection(

@@ -69,7 +69,7 @@ def integers(name: str, array: np.ndarray, what: str) -> None:
 
 def class_count(input: np.ndarray) -> int:
     """C of an input shaped (C) or (N, C, d1, ..., dK)."""
-    return input.shape[0] if input.ndim == 1 else input.shape[1]
+    return int(input.shape[0] if input.ndim == 1 else input.shape[1])
 
 
 def class_index_shape(input: np.ndarray) -> tuple[int, ...]:

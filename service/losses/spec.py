@@ -9,7 +9,7 @@ or answer with NaN, and the torch call itself.
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import numpy as np
 import torch
@@ -186,7 +186,7 @@ class LossSpec(Spec):
     reductions: tuple[Reduction, ...] = ("none", "mean", "sum")
 
     def _options(self) -> type[LossOptions]:
-        reduction = Literal[self.reductions]  # type: ignore[valid-type]
+        reduction = cast(Any, Literal)[self.reductions]  # a Literal built from the declaration
         return create_model(
             f"{camel(self.name)}Options",
             __base__=LossOptions,

@@ -30,6 +30,8 @@ MAX_RANK = 8
 CHUNK_BYTES = 1 << 20
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ElementKind = Literal["float", "int", "int or float"]
+Span = bytes | bytearray | memoryview | msgspec.Raw
+"""Raw JSON text: a body, or one field's value in it."""
 
 _FRACTION = re.compile(rb"[.eE]")
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
@@ -47,7 +49,7 @@ def parse_fields(body: bytes | bytearray) -> dict[str, msgspec.Raw]:
     return fields
 
 
-def plain(raw: msgspec.Raw | bytes) -> Any:
+def plain(raw: Span) -> Any:
     """A (small) raw JSON value as plain Python: numbers, strings, bools, None, lists, dicts."""
     try:
         return msgspec.json.decode(raw)
@@ -64,7 +66,7 @@ class TensorReader:
     """What float tensors become: the computation's dtype, so no float64 copy is kept."""
     elements: int = 0
 
-    def read(self, raw: msgspec.Raw | bytes, name: str, kind: ElementKind) -> np.ndarray:
+    def read(self, raw: Span, name: str, kind: ElementKind) -> np.ndarray:
         """A tensor as int64 (JSON integers, where `kind` allows them) or float_dtype."""
         span = memoryview(raw)
         rank = _leading_brackets(span)
@@ -90,11 +92,13 @@ class TensorReader:
 
     def _quickly(self, span: memoryview, rank: int, name: str, dtype: np.dtype[Any]) -> np.ndarray:
         """Chunk by chunk through simdjson, which raises when anything is off."""
-        of_type = "i" if dtype.kind == "i" else "d"
+        of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
         parser = _parser()
         parts, rows, inner = [], 0, None
         for chunk in _row_chunks(span, rank):
             document = parser.parse(chunk)
+            if not isinstance(document, simdjson.Array):
+                raise ValueError("not an array")
             shape = _shape(document)
             if len(shape) != rank or (inner is not None and shape[1:] != inner):
                 raise ValueError("ragged")
@@ -168,7 +172,7 @@ def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.n
         return values
     if dtype == np.float32 and values.size and max(values.max(), -values.min()) > FLOAT32_MAX:
         local = np.unravel_index(int(np.argmax(np.abs(values) > FLOAT32_MAX)), values.shape)
-        loc = (name, *(int(i) + row * (not axis) for axis, i in enumerate(local)))
+        loc: Loc = (name, *(int(i) + row * (not axis) for axis, i in enumerate(local)))
         raise Invalid.at(
             loc,
             f"{_where(loc)} = {values[local].item()!r} is beyond float32's range;"
@@ -194,9 +198,12 @@ def _check_rows(value: simdjson.Array, shape: tuple[int, ...]) -> int:
     level = [value]
     count = 1
     for length in shape[1:]:
-        children = [child for array in level for child in array]
-        if not all(isinstance(c, simdjson.Array) and len(c) == length for c in children):
-            raise ValueError("ragged")
+        children: list[simdjson.Array] = []
+        for array in level:
+            for child in array:
+                if not isinstance(child, simdjson.Array) or len(child) != length:
+                    raise ValueError("ragged")
+                children.append(child)
         count += len(children)
         level = children
     return count
