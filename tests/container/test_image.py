@@ -21,6 +21,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.e2e.conftest import free_port
+
 ROOT = Path(__file__).parent.parent.parent
 TOOLS = ROOT.parent / "shared" / "tools" / "container"
 TAG = "localhost/loss-service:test"
@@ -67,12 +69,6 @@ def image() -> str:
     size = int(podman("image", "inspect", "--format", "{{.Size}}", TAG))
     print(f"\nimage {TAG}: built in {time.monotonic() - start:.0f} s, {size / 1e6:.0f} MB")
     return TAG
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(image: str) -> tuple[str, int]:
