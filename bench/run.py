@@ -171,21 +171,28 @@ def cell(server: str, url: str, size: tuple[int, int], grad: bool, clients: int)
 
 
 def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
-    """p50 seconds of the service's own pipeline in this process, without HTTP."""
-    from service.api import v1
-    from service.api.body import Body
+    """p50 seconds of the service's own pipeline in this process, without HTTP: the data
+    plane's decode (JSON) -> engine -> encode (JSON)."""
+    from functools import partial
+
+    from service.api import requests
     from service.config import Settings
+    from service.dataplane import DataPlane
     from service.engine import Engine
-    from service.losses import REGISTRY
+    from service.kinds import KINDS
 
     settings = Settings()
-    engine = Engine(settings)
-    spec, content = REGISTRY["cross_entropy"], body(*size, grad)
+    plane = DataPlane(Engine(settings), settings)
+    kind = KINDS[0]
+    spec, content = kind.specs["cross_entropy"], body(*size, grad)
+    encode = partial(requests.encode_result, kind)
     times = []
     for _ in range(repeats + 1):
-        handed = Body(bytearray(content))
+        handed = bytearray(content)
         start = time.perf_counter()
-        encoded = v1._run(engine, settings, spec, handed, v1._compute)
+        encoded = plane.execute(
+            kind, spec, lambda: requests.decode_body(spec, handed, settings.max_elements), encode
+        )
         if not isinstance(encoded, bytes):  # a streamed result: write it all, as a server would
             b"".join(encoded)
         times.append(time.perf_counter() - start)

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from service.errors import Invalid
 from service.losses.spec import Arrays, Options, Params, Spec, TensorSpec, registry
 
-INPUT = (TensorSpec("input", "logits", "any", may_be_empty=True),)
+INPUT = (TensorSpec("input", "logits", "any", may_be_empty=True, dims=2),)
 
 
 class Dim(Params):

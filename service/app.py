@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -12,15 +13,17 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from service import __version__
-from service.activations import ACTIVATIONS
-from service.api import include_routers
+from service import __version__, metrics
+from service.api import health, oip, v1
 from service.api.schemas import request_model
 from service.config import Settings
+from service.dataplane import DataPlane
 from service.engine import Engine
 from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
-from service.losses import REGISTRY
+from service.kinds import KINDS, MODELS
 from service.metrics import Metrics, MetricsMiddleware
+from service.protocol import SCHEMAS as PROTOCOL
+from service.protocol import InferenceError
 
 DESCRIPTION = """PyTorch loss functions and their gradients over HTTP.
 
@@ -36,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = Engine(settings)
         await run_in_threadpool(engine.warm_up)
         gc.freeze()  # the app's and torch's objects live on: spare them every collection
-        app.state.engine = engine
+        app.state.dataplane = DataPlane(engine, settings)
         yield
 
     app = FastAPI(
@@ -49,12 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     include_routers(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, losses=REGISTRY.keys())
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, names=MODELS.keys())
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def include_routers(app: FastAPI) -> None:
+    """The one place routers are attached."""
+    app.include_router(health.router)
+    app.include_router(v1.build_router(KINDS))
+    app.include_router(oip.build_router(MODELS))
+    app.include_router(metrics.build_router())
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -64,6 +75,14 @@ def _operation_id(route: APIRoute) -> str:
 async def _service_error(request: Request, error: Exception) -> Response:
     if not isinstance(error, ServiceError):  # pragma: no cover - registered for ServiceError only
         raise error
+    return _render(request, error)
+
+
+def _render(request: Request, error: ServiceError) -> Response:
+    """A problem document, or on /v2 the protocol's {"error": detail}, with the same status."""
+    if request.url.path == "/v2" or request.url.path.startswith("/v2/"):
+        content = msgspec.json.encode(InferenceError(error.detail))
+        return Response(content, error.status, error.headers, media_type="application/json")
     return error.response()
 
 
@@ -79,13 +98,13 @@ async def _http_error(request: Request, error: Exception) -> Response:
     else:
         problem = ServiceError(str(error.detail))
         problem.status = error.status_code
-    return problem.response()
+    return _render(request, problem)
 
 
 async def _validation_error(request: Request, error: Exception) -> Response:
     if not isinstance(error, RequestValidationError):  # pragma: no cover
         raise error
-    return from_validation_errors(error.errors()).response()
+    return _render(request, from_validation_errors(error.errors()))
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -95,10 +114,14 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for spec in (*REGISTRY.values(), *ACTIVATIONS.values()):
+        for spec in (spec for kind in KINDS for spec in kind.specs.values()):
             model = request_model(spec)
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(definition.pop("$defs", {}))
             components[model.__name__] = definition
+        _, protocol = msgspec.json.schema_components(
+            PROTOCOL, ref_template="#/components/schemas/{name}"
+        )
+        components.update(protocol)
         app.openapi_schema = schema
     return app.openapi_schema

@@ -1,19 +1,16 @@
 """The engine: validated numpy arrays in, loss and gradients out, on a chosen device and dtype.
 
-It knows nothing of HTTP or JSON. It owns the device list, torch's thread count and the gate
-that bounds how many computations run at once.
+It knows nothing of HTTP or JSON. It owns the device list and torch's thread count; the data
+plane (service.dataplane) decides when and where it runs.
 """
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from service.config import Settings
-from service.errors import Invalid, Unavailable
+from service.errors import Invalid
 from service.losses import LossSpec, checks
 from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
 from service.tensors.torch import DTYPES, nonfinite, to_numpy, to_torch
@@ -26,6 +23,10 @@ class Result:
     value: np.ndarray
     grad: dict[str, np.ndarray]
     device: str
+
+    def outputs(self, name: str) -> dict[str, np.ndarray]:
+        """The value as `name`, then each gradient as grad_{tensor}: the /v2 outputs."""
+        return {name: self.value} | {f"grad_{tensor}": g for tensor, g in self.grad.items()}
 
     def warnings(self, name: str) -> list[str]:
         """What is not finite, `name` being how the response calls the value."""
@@ -40,9 +41,6 @@ class Engine:
         cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         self.devices: list[str] = ["cpu", *cuda]
         self.default_device = self._resolve(settings.device, ("LOSS_SERVICE_DEVICE",))
-        self.max_concurrency = settings.max_concurrency
-        self._slots = asyncio.Semaphore(settings.max_concurrency)
-        self._queue_timeout = settings.queue_timeout
 
     def device(self, name: str | None) -> torch.device:
         """The device for a request's `device` field; None means the server's default."""
@@ -60,24 +58,6 @@ class Engine:
                 "device_unavailable",
             )
         return torch.device(name)
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Holds one of max_concurrency computation slots; 503 after waiting queue_timeout."""
-        try:
-            if self._slots.locked():  # only a wait needs wait_for's task
-                await asyncio.wait_for(self._slots.acquire(), self._queue_timeout)
-            else:
-                await self._slots.acquire()
-        except TimeoutError:
-            raise Unavailable(
-                f"all {self.max_concurrency} computation slots are busy; retry shortly",
-                headers={"Retry-After": "1"},
-            ) from None
-        try:
-            yield
-        finally:
-            self._slots.release()
 
     def compute(
         self, spec: LossSpec, arrays: Arrays, params: Params, options: LossOptions

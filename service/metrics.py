@@ -28,12 +28,16 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts and times every HTTP request by method, route template, loss and status."""
+    """Counts and times every HTTP request by method, route template, function and status.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, losses: Collection[str]) -> None:
+    The `loss` label holds the function's name (a loss, an activation: a /v2 model) where the
+    route computes or describes one, else "".
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, names: Collection[str]) -> None:
         self.app = app
         self.metrics = metrics
-        self.losses = losses
+        self.names = names
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,12 +56,11 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = scope.get("route")
-            path: str = scope["path"]
-            name = path.rsplit("/", 1)[-1]
+            name = scope.get("path_params", {}).get("name") or scope["path"].rsplit("/", 1)[-1]
             labels = (
                 scope["method"],
                 getattr(route, "path", "unmatched"),
-                name if path.startswith("/v1/losses/") and name in self.losses else "",
+                name if route is not None and name in self.names else "",
                 str(status),
             )
             self.metrics.requests.labels(*labels).inc()

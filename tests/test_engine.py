@@ -1,6 +1,4 @@
-"""The engine without HTTP: devices, the concurrency gate, and CUDA where there is one."""
-
-import asyncio
+"""The engine without HTTP: devices, computations, and CUDA where there is one."""
 
 import numpy as np
 import pytest
@@ -9,7 +7,7 @@ import torch.nn.functional as F
 
 from service.config import Settings
 from service.engine import Engine
-from service.errors import Invalid, Unavailable
+from service.errors import Invalid
 from service.losses import REGISTRY
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
@@ -31,21 +29,6 @@ def test_a_default_device_the_machine_lacks_fails_at_startup() -> None:
 def test_settings_reject_an_unknown_device_name() -> None:
     with pytest.raises(ValueError, match="LOSS_SERVICE_DEVICE must be auto, cpu, cuda or cuda:N"):
         Settings(device="gpu")
-
-
-def test_the_gate_answers_503_with_retry_after_when_full() -> None:
-    engine = Engine(Settings(max_concurrency=1, queue_timeout=0.01))
-
-    async def scenario() -> None:
-        async with engine.slot():
-            with pytest.raises(Unavailable) as raised:
-                async with engine.slot():
-                    pass
-            assert raised.value.headers == {"Retry-After": "1"}
-        async with engine.slot():  # released again
-            pass
-
-    asyncio.run(scenario())
 
 
 def test_compute_returns_numpy_loss_and_gradients() -> None:

@@ -1,4 +1,4 @@
-"""Reading a JSON request body: media type first, then at most max_body_bytes while it streams."""
+"""Reading a request body: media type first, then at most max_body_bytes while it streams."""
 
 from starlette.requests import Request
 
@@ -14,15 +14,20 @@ def is_json(content_type: str) -> bool:
 
 
 async def read_json_body(request: Request, limit: int) -> bytearray:
-    """The whole body, or 415 for a non-JSON content type and 413 past `limit` bytes.
-
-    The limit holds while the body streams in, so an oversized upload is never buffered whole.
-    """
+    """The whole body, or 415 for a non-JSON content type and 413 past `limit` bytes."""
     content_type = request.headers.get("content-type", "")
     if not is_json(content_type):
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not '{content_type or 'none'}'"
         )
+    return await read_body(request, limit)
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body, or 413 past `limit` bytes.
+
+    The limit holds while the body streams in, so an oversized upload is never buffered whole.
+    """
     too_large = PayloadTooLarge(f"the body exceeds max_body_bytes ({limit} bytes)")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.config import Settings
+from service.dataplane import DataPlane
 from service.engine import Engine
 from service.errors import Unavailable
 
@@ -14,12 +15,17 @@ async def get_settings(request: Request) -> Settings:  # async: FastAPI runs a s
     return settings
 
 
-async def get_engine(request: Request) -> Engine:
-    engine: Engine | None = getattr(request.app.state, "engine", None)
-    if engine is None:
+async def get_dataplane(request: Request) -> DataPlane:
+    plane: DataPlane | None = getattr(request.app.state, "dataplane", None)
+    if plane is None:
         raise Unavailable("the engine is not loaded yet", headers={"Retry-After": "1"})
-    return engine
+    return plane
+
+
+async def get_engine(request: Request) -> Engine:
+    return (await get_dataplane(request)).engine
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 EngineDep = Annotated[Engine, Depends(get_engine)]

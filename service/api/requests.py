@@ -1,29 +1,26 @@
-"""A request from its JSON fields: scalars through pydantic, tensors straight to numpy.
-
-Shared by every JSON endpoint, so that each validates exactly alike.
-"""
+"""A v1 request from its JSON fields (scalars through pydantic, tensors straight to numpy), and
+a result back to its JSON body. Shared by every JSON endpoint, so that each validates alike."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from service.dataplane import Request
 from service.engine import Result
 from service.errors import Invalid
-from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
-from service.tensors.json import TensorReader, encode, plain
+from service.kinds import Kind
+from service.losses.spec import LossOptions, Spec
+from service.tensors.json import TensorReader, encode, parse_fields, plain
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    arrays: Arrays
-    params: Params
-    options: Any
+def decode_body(spec: Spec, body: bytes | bytearray, max_elements: int) -> Request:
+    """The body's fields as a Request (400 if it is not JSON, 422 if it is not a request)."""
+    return decode(spec, parse_fields(body), max_elements)
 
 
-def decode(spec: Spec, fields: dict[str, msgspec.Raw], max_elements: int) -> Decoded:
+def decode(spec: Spec, fields: dict[str, msgspec.Raw], max_elements: int) -> Request:
     """Checks the field names, then the scalars (cheap), then reads the tensors."""
     for name in fields:
         if name not in spec.fields:
@@ -42,7 +39,7 @@ def decode(spec: Spec, fields: dict[str, msgspec.Raw], max_elements: int) -> Dec
         for name, raw in fields.items()
         if name in required or (name in kinds and not _is_null(raw))
     }
-    return Decoded(arrays, params, options)
+    return Request(arrays, params, options)
 
 
 def _is_null(raw: msgspec.Raw) -> bool:
@@ -50,30 +47,15 @@ def _is_null(raw: msgspec.Raw) -> bool:
     return len(raw) == 4 and bytes(raw) == b"null"
 
 
-def loss_response(result: Result, options: LossOptions) -> bytes | Iterator[bytes]:
-    """The body of a loss's 200 (LossResponse)."""
-    content: dict[str, Any] = {
-        "loss": result.value,
-        "reduction": options.reduction,
-        "shape": list(result.value.shape),
-        "dtype": options.dtype,
-        "device": result.device,
-    }
-    if options.grad:
+def encode_result(kind: Kind, request: Request, result: Result) -> bytes | Iterator[bytes]:
+    """The body of a 200: LossResponse for a loss, ActivationResponse for an activation."""
+    options = request.options
+    content: dict[str, Any] = {kind.value: result.value}
+    if isinstance(options, LossOptions):
+        content["reduction"] = options.reduction
+    content |= {"shape": list(result.value.shape), "dtype": options.dtype, "device": result.device}
+    if result.grad:
         content["grad"] = result.grad
-    if warnings := result.warnings("loss"):
-        content["warnings"] = warnings
-    return encode(content)
-
-
-def activation_response(result: Result, options: Options) -> bytes | Iterator[bytes]:
-    """The body of an activation's 200 (ActivationResponse)."""
-    content: dict[str, Any] = {
-        "output": result.value,
-        "shape": list(result.value.shape),
-        "dtype": options.dtype,
-        "device": result.device,
-    }
-    if warnings := result.warnings("output"):
+    if warnings := result.warnings(kind.value):
         content["warnings"] = warnings
     return encode(content)

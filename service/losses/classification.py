@@ -88,7 +88,7 @@ cross_entropy = LossSpec(
     summary="Cross entropy between logits and class indices or class probabilities.",
     reference="torch.nn.functional.cross_entropy",
     tensors=(
-        TensorSpec("input", "logits", CLASS_SHAPES, grad=True, ranks=CLASS_RANKS),
+        TensorSpec("input", "logits", CLASS_SHAPES, grad=True, ranks=CLASS_RANKS, dims=2),
         TensorSpec(
             "target",
             "class indices or class probabilities",
@@ -107,7 +107,9 @@ nll_loss = LossSpec(
     summary="Negative log likelihood of class indices under log-probabilities (log_softmax).",
     reference="torch.nn.functional.nll_loss",
     tensors=(
-        TensorSpec("input", "log-probabilities", CLASS_SHAPES, grad=True, ranks=CLASS_RANKS),
+        TensorSpec(
+            "input", "log-probabilities", CLASS_SHAPES, grad=True, ranks=CLASS_RANKS, dims=2
+        ),
         TensorSpec("target", "class indices", INDEX_SHAPES, dtype="int"),
     ),
     tensor_params=(CLASS_WEIGHT,),

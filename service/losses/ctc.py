@@ -86,6 +86,7 @@ LOSSES = (
                 "(T, N, C) or (T, C)",
                 grad=True,
                 ranks=range(2, 4),
+                dims=3,
             ),
             TensorSpec(
                 "targets",
@@ -94,6 +95,7 @@ LOSSES = (
                 dtype="int",
                 ranks=range(1, 3),
                 may_be_empty=True,
+                dims=2,
             ),
             TensorSpec("input_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2)),
             TensorSpec("target_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2)),

@@ -13,9 +13,9 @@ from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpe
 EMBEDDINGS = "(N, D) or (D)"
 RANKS = range(1, 3)
 TRIPLET = (
-    TensorSpec("anchor", "embeddings", EMBEDDINGS, grad=True, ranks=RANKS),
-    TensorSpec("positive", "embeddings", "anchor's shape", grad=True, ranks=RANKS),
-    TensorSpec("negative", "embeddings", "anchor's shape", grad=True, ranks=RANKS),
+    TensorSpec("anchor", "embeddings", EMBEDDINGS, grad=True, ranks=RANKS, dims=2),
+    TensorSpec("positive", "embeddings", "anchor's shape", grad=True, ranks=RANKS, dims=2),
+    TensorSpec("negative", "embeddings", "anchor's shape", grad=True, ranks=RANKS, dims=2),
 )
 
 
@@ -95,8 +95,8 @@ LOSSES = (
         " dissimilar ones (target -1).",
         reference="torch.nn.functional.cosine_embedding_loss",
         tensors=(
-            TensorSpec("input1", "embeddings", EMBEDDINGS, grad=True, ranks=RANKS),
-            TensorSpec("input2", "embeddings", "input1's shape", grad=True, ranks=RANKS),
+            TensorSpec("input1", "embeddings", EMBEDDINGS, grad=True, ranks=RANKS, dims=2),
+            TensorSpec("input2", "embeddings", "input1's shape", grad=True, ranks=RANKS, dims=2),
             TensorSpec("target", "1 or -1", "(N) or ()"),
         ),
         params=CosineMargin,

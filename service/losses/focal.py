@@ -134,7 +134,7 @@ focal = LossSpec(
     " down-weighted by (1 - p_t) ** gamma.",
     reference="Lin et al. 2017 (RetinaNet), softmax form: -alpha_t (1 - p_t)^gamma log(p_t)",
     tensors=(
-        TensorSpec("input", "logits", CLASS_SHAPES, grad=True, ranks=CLASS_RANKS),
+        TensorSpec("input", "logits", CLASS_SHAPES, grad=True, ranks=CLASS_RANKS, dims=2),
         TensorSpec("target", "class indices", INDEX_SHAPES, dtype="int"),
     ),
     tensor_params=(

@@ -106,8 +106,8 @@ LOSSES = (
         " the classes.",
         reference="torch.nn.functional.multilabel_soft_margin_loss",
         tensors=(
-            TensorSpec("input", "scores", SCORES, grad=True, ranks=range(1, 3)),
-            TensorSpec("target", "labels, 0 or 1", "input's shape"),
+            TensorSpec("input", "scores", SCORES, grad=True, ranks=range(1, 3), dims=2),
+            TensorSpec("target", "labels, 0 or 1", "input's shape", dims=2),
         ),
         tensor_params=(ELEMENT_WEIGHT,),
         check=_check_multilabel_soft,
@@ -119,8 +119,8 @@ LOSSES = (
         " each target row, ended by -1.",
         reference="torch.nn.functional.multilabel_margin_loss",
         tensors=(
-            TensorSpec("input", "scores", SCORES, grad=True, ranks=range(1, 3)),
-            TensorSpec("target", "class indices, then -1", "input's shape", dtype="int"),
+            TensorSpec("input", "scores", SCORES, grad=True, ranks=range(1, 3), dims=2),
+            TensorSpec("target", "class indices, then -1", "input's shape", dtype="int", dims=2),
         ),
         check=_check_multilabel,
         call=F.multilabel_margin_loss,
@@ -131,7 +131,7 @@ LOSSES = (
         " margin.",
         reference="torch.nn.functional.multi_margin_loss",
         tensors=(
-            TensorSpec("input", "scores", SCORES, grad=True, ranks=range(1, 3)),
+            TensorSpec("input", "scores", SCORES, grad=True, ranks=range(1, 3), dims=2),
             TensorSpec("target", "class indices", "() or (N)", dtype="int"),
         ),
         tensor_params=(CLASS_WEIGHT,),

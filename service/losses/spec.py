@@ -35,6 +35,9 @@ class TensorSpec:
     """Whether `grad: true` returns this tensor's gradient (predictions only)."""
     ranks: range = range(MAX_RANK + 1)
     may_be_empty: bool = False
+    dims: int = 1
+    """The rank /v2 model metadata shows, all dimensions -1: the usual batched form, e.g. 2
+    for (N, C) logits. Every rank in `ranks` is accepted."""
 
     def entry(self) -> dict[str, Any]:
         fields = ("name", "kind", "shape", "dtype", "grad")
@@ -50,6 +53,8 @@ class TensorParam:
     shape: str
     ranks: range = range(MAX_RANK + 1)
     type: str = "tensor"
+    dims: int = 1
+    """The rank /v2 model metadata shows, as TensorSpec.dims."""
 
 
 Int64 = Annotated[int, Field(ge=-(2**63), lt=2**63)]
@@ -116,9 +121,19 @@ class Spec:
         return kinds | {p.name: "float" for p in self.tensor_params}
 
     @cached_property
+    def scalars(self) -> tuple[str, ...]:
+        """The parameters and options: every field that is not a tensor."""
+        return (*self.params.model_fields, *self.options.model_fields)
+
+    @cached_property
     def fields(self) -> tuple[str, ...]:
         """Every field a request may hold."""
-        return (*self.element_kinds, *self.params.model_fields, *self.options.model_fields)
+        return (*self.element_kinds, *self.scalars)
+
+    @property
+    def value_dims(self) -> int:
+        """The rank of the result by default: an activation's is its input's."""
+        return self.tensors[0].dims
 
     def parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
         """The scalar fields as (params, options); one Invalid listing every bad field."""
@@ -192,6 +207,11 @@ class LossSpec(Spec):
             __base__=LossOptions,
             reduction=(reduction, Field(default="mean", description=_REDUCTION_DOC)),
         )
+
+    @property
+    def value_dims(self) -> int:
+        """0: the default reduction, "mean", gives a number."""
+        return 0
 
     def entry(self) -> dict[str, Any]:
         return super().entry() | {"reductions": list(self.reductions), "default_reduction": "mean"}

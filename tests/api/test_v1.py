@@ -54,7 +54,7 @@ def test_an_unknown_loss_is_404_listing_the_known_ones(client: TestClient) -> No
 
 
 def test_an_unknown_path_is_a_404_problem(client: TestClient) -> None:
-    assert problem(client.get("/v2/nothing"), 404)["detail"] == "no route for GET /v2/nothing"
+    assert problem(client.get("/v3/nothing"), 404)["detail"] == "no route for GET /v3/nothing"
 
 
 def test_a_wrong_method_is_a_405_problem(client: TestClient) -> None:
