@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test lint openapi bench clean
+.PHONY: run test lint fuzz openapi bench clean
 
 $(BIN)/loss-service: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: $(BIN)/loss-service
 
 test: lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+# Long random runs: the OpenAPI fuzz test and the parity properties, unseeded.
+fuzz: $(BIN)/loss-service
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
+		tests/api/test_fuzz.py tests/losses
 
 lint: $(BIN)/loss-service
 	$(BIN)/ruff check .

@@ -9,3 +9,9 @@ app = FastAPI()
 async def cross_entropy(request: Request) -> dict:
     await request.body()
     return {"loss": 0.0}
+
+
+@app.post("/v2/models/cross_entropy/infer")
+async def infer(request: Request) -> dict:
+    await request.body()
+    return {"outputs": []}

@@ -11,163 +11,21 @@ upload time. Ratios are printed last; nothing here asserts a timing.
 """
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx2
-import numpy as np
-import orjson
+
+from bench import oip
+from bench.harness import PATH, Cell, body, cell, load, serving, status_kib
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
 QUICK_SIZES = [(32, 10), (256, 100), (1024, 1000)]
-PATH = "/v1/losses/cross_entropy"
-SERVERS = {
-    "service": ["-m", "service", "serve"],
-    "baseline": ["-m", "uvicorn", "bench.baseline:app", "--log-level", "warning"],
-    "floor": ["-m", "uvicorn", "bench.floor:app", "--log-level", "warning"],
-}
-SERVICE_ENV = {
-    "LOSS_SERVICE_LOG_LEVEL": "warning",
-    "LOSS_SERVICE_MAX_CONCURRENCY": "8",
-    "LOSS_SERVICE_QUEUE_TIMEOUT": "120",  # measure queueing, not 503s
-}
-
-
-@dataclass
-class Cell:
-    server: str
-    rows: int
-    classes: int
-    grad: bool
-    clients: int
-    requests: int
-    p50_ms: float
-    p90_ms: float
-    requests_per_s: float
-    ns_per_element: float
-    errors: int
-
-
-def body(rows: int, classes: int, grad: bool) -> bytes:
-    """Logits with three decimals (as a pipeline would send float32 scores) and targets."""
-    rng = np.random.default_rng(rows * classes)
-    logits = np.round(rng.normal(size=(rows, classes)), 3)
-    target = rng.integers(0, classes, rows)
-    content = {"input": logits, "target": target, "grad": grad}
-    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(name: str, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    command = [sys.executable, *SERVERS[name], "--port", str(port)]
-    if name != "service":
-        command += ["--host", "127.0.0.1", "--workers", str(workers)]
-    env = os.environ | SERVICE_ENV | {"LOSS_SERVICE_WORKERS": str(workers)}
-    process = subprocess.Popen(command, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx2.get(f"{url}/openapi.json").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.1)
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{name} did not start")
-        if workers > 1:  # the first worker answered; give the others time to import torch
-            time.sleep(10)
-        yield url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def load(url: str, content: bytes, clients: int, budget_s: float, cap: int) -> tuple:
-    """Latencies of `clients` threads posting `content`, until cap requests or the budget.
-
-    The clients use http.client, whose C-buffered reads leave the two cores to the servers
-    far more than a full-featured client would.
-    """
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    stop = time.perf_counter() + budget_s
-    host, port = url.removeprefix("http://").split(":")
-    headers = {"content-type": "application/json"}
-
-    def post(connection: http.client.HTTPConnection) -> int:
-        connection.request("POST", PATH, content, headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-
-    def client() -> None:
-        nonlocal errors
-        connection = http.client.HTTPConnection(host, int(port), timeout=600)
-        while True:
-            start = time.perf_counter()
-            try:
-                status = post(connection)
-            except OSError:  # the server dropped the connection: an error, then a new one
-                status = 0
-                connection.close()
-            elapsed = time.perf_counter() - start
-            with lock:
-                latencies.append(elapsed)
-                errors += status != 200
-                if len(latencies) >= cap or time.perf_counter() > stop:
-                    connection.close()
-                    return
-
-    began = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, errors, time.perf_counter() - began
-
-
-def cell(server: str, url: str, size: tuple[int, int], grad: bool, clients: int) -> Cell:
-    rows, classes = size
-    elements = rows * classes
-    budget = 4.0 if elements < 1e6 else 6.0
-    cap = 400 if elements < 1e5 else 40
-    latencies, errors, wall = load(url, body(rows, classes, grad), clients, budget, cap)
-    p50 = statistics.median(latencies)
-    return Cell(
-        server,
-        rows,
-        classes,
-        grad,
-        clients,
-        len(latencies),
-        p50 * 1e3,
-        float(np.percentile(latencies, 90)) * 1e3,
-        len(latencies) / wall,
-        p50 * 1e9 / elements,
-        errors,
-    )
 
 
 def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
@@ -190,20 +48,12 @@ def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
     for _ in range(repeats + 1):
         handed = bytearray(content)
         start = time.perf_counter()
-        encoded = plane.execute(
-            kind, spec, lambda: requests.decode_body(spec, handed, settings.max_elements), encode
-        )
+        decode = partial(requests.decode_body, spec, handed, settings.max_elements)
+        encoded = plane.execute(kind, spec, decode, encode)
         if not isinstance(encoded, bytes):  # a streamed result: write it all, as a server would
             b"".join(encoded)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
-
-
-def status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def peak_rss(size: tuple[int, int]) -> dict[str, float]:
@@ -230,8 +80,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip 4096x1000, fewer repeats")
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
+    parser.add_argument(
+        "--only", choices=["all", "v2"], default="all", help="v2: the /v2 binary section alone"
+    )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES
+    repeats = 3 if args.quick else 5
+    v2_sizes = [s for s in oip.SIZES if s in sizes]
+    if args.only == "v2":
+        with serving("service") as (url, _):
+            cells = [cell("service", url, s, g, 1) for s in v2_sizes for g in (False, True)]
+        section = oip.measure(v2_sizes, cells, repeats)
+        _write(args.report, {"v2": section})
+        oip.report(section)
+        return
     cells: list[Cell] = []
     for server in ("floor", "service", "baseline"):
         with serving(server) as (url, _):
@@ -241,17 +103,23 @@ def main() -> None:
                     for clients in (1, 8):
                         cells.append(found := cell(server, url, size, grad, clients))
                         print(_row(found), flush=True)
-    limits = {(s, g): limit(s, g, 3 if args.quick else 5) for s in sizes for g in (False, True)}
+    limits = {(s, g): limit(s, g, repeats) for s in sizes for g in (False, True)}
     with serving("service", workers=2) as (url, _):
         load(url, body(32, 10, True), 8, 2.0, 1000)
         two = cell("service x2", url, (256, 100), True, 8)
         print(_row(two), flush=True)
     memory = peak_rss((4096, 1000) if not args.quick else (1024, 1000))
     report = _report(cells, limits, two, memory)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(report, indent=2))
+    report["v2"] = oip.measure(v2_sizes, [c for c in cells if c.server == "service"], repeats)
+    _write(args.report, report)
     _print_ratios(report)
-    print(f"\nreport: {args.report}")
+    oip.report(report["v2"])
+
+
+def _write(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nreport: {path}")
 
 
 def _row(c: Cell) -> str:

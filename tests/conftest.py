@@ -1,11 +1,21 @@
-"""The real app, in-process; no response it gives in the suite may be a 5xx but 503."""
+"""The real app, in-process; no response it gives in the suite may be a 5xx but 503.
 
+Hypothesis runs derandomized (the same examples on every run and machine) unless
+HYPOTHESIS_PROFILE=fuzz, which `make fuzz` sets for long random runs.
+"""
+
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis
+
+hypothesis.register_profile("default", derandomize=True, database=None, print_blob=True)
+hypothesis.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
+hypothesis.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 from service.app import create_app
 from service.config import Settings
@@ -27,6 +37,15 @@ def make_client(settings: Settings | None = None) -> TestClient:
 def client() -> Iterator[TestClient]:
     with make_client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[str]:
+    """`loss-service serve` on 127.0.0.1 with the default settings, for the whole session."""
+    from tests.e2e.conftest import serving
+
+    with serving() as url:
+        yield url
 
 
 def problem(response: httpx2.Response, status: int) -> dict[str, Any]:

@@ -48,3 +48,32 @@ def test_the_service_the_autoscaler_and_the_budget_select_the_deployment() -> No
     assert load("service.yaml")["spec"]["selector"] == labels
     assert load("pdb.yaml")["spec"]["selector"]["matchLabels"] == labels
     assert load("hpa.yaml")["spec"]["scaleTargetRef"]["name"] == "loss-service"
+
+
+KSERVE = Path(__file__).parent.parent / "deploy" / "kserve" / "inferenceservice.yaml"
+
+
+def test_the_kserve_predictor_is_a_valid_pod_spec_probing_the_v2_health_routes() -> None:
+    """No KServe schemas offline: the predictor (a PodSpec plus KServe's scaling fields) is
+    checked as the Pod it becomes, and the rest as KServe documents it."""
+    service: dict[str, Any] = yaml.safe_load(KSERVE.read_text())
+    assert (service["apiVersion"], service["kind"]) == (
+        "serving.kserve.io/v1beta1",
+        "InferenceService",
+    )
+    predictor = dict(service["spec"]["predictor"])
+    scaling = {
+        k: predictor.pop(k) for k in ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")
+    }
+    assert scaling["scaleMetric"] in {"cpu", "memory", "concurrency", "rps"}
+    assert 1 <= scaling["minReplicas"] <= scaling["maxReplicas"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "predictor"}, "spec": predictor}
+    kubernetes_validate.validate(pod, VERSION, strict=True)
+    (container,) = predictor["containers"]
+    assert container["name"] == "kserve-container"
+    port = container["ports"][0]["containerPort"]
+    assert {"name": "LOSS_SERVICE_PORT", "value": str(port)} in container["env"]
+    assert {"name": "LOSS_SERVICE_HOST", "value": "0.0.0.0"} in container["env"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": port}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": port}
+    assert predictor["securityContext"]["runAsNonRoot"] is True

@@ -106,10 +106,11 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
         kind, spec = lookup(name, version)
         header_length = request.headers.get(HEADER_LENGTH)
         content_type = request.headers.get("content-type")
-        if header_length is None and content_type is not None and not is_json(content_type):
+        if header_length is None and not _takes_json(content_type):
             raise UnsupportedMediaType(
-                f"Content-Type must be application/json (or absent), not '{content_type}';"
-                " binary data needs the Inference-Header-Content-Length header"
+                f"Content-Type must be application/json, application/octet-stream or absent,"
+                f" not '{content_type}'; binary data needs the Inference-Header-Content-Length"
+                " header"
             )
         body = Body(await read_body(request, settings.max_body_bytes))
         exchange = Exchange(kind, spec, name)
@@ -244,6 +245,15 @@ class Exchange:
 async def _chunks(parts: list[memoryview]) -> AsyncIterator[memoryview]:
     for part in parts:
         yield part
+
+
+def _takes_json(content_type: str | None) -> bool:
+    """A JSON-only request may come without a type (tritonclient) or as bytes (its aio
+    client, through aiohttp)."""
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return is_json(media) or media == "application/octet-stream"
 
 
 def _header_length(value: str | None, body: int) -> int:

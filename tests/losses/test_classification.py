@@ -43,14 +43,14 @@ def cross_entropy_case(draw: st.DrawFn, probabilities: bool) -> tuple[dict, dict
 
 @EXAMPLES
 @given(case=cross_entropy_case(probabilities=False), options=OPTIONS)
-def test_cross_entropy_with_class_indices(client: Any, case: Any, options: dict) -> None:
-    check(client, "cross_entropy", F.cross_entropy, *case, options)
+def test_cross_entropy_with_class_indices(via: Any, case: Any, options: dict) -> None:
+    check(via, "cross_entropy", F.cross_entropy, *case, options)
 
 
 @EXAMPLES
 @given(case=cross_entropy_case(probabilities=True), options=OPTIONS)
-def test_cross_entropy_with_class_probabilities(client: Any, case: Any, options: dict) -> None:
-    check(client, "cross_entropy", F.cross_entropy, *case, options)
+def test_cross_entropy_with_class_probabilities(via: Any, case: Any, options: dict) -> None:
+    check(via, "cross_entropy", F.cross_entropy, *case, options)
 
 
 @st.composite
@@ -65,8 +65,8 @@ def nll_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=nll_case(), options=OPTIONS)
-def test_nll_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "nll_loss", F.nll_loss, *case, options)
+def test_nll_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "nll_loss", F.nll_loss, *case, options)
 
 
 @st.composite
@@ -81,8 +81,8 @@ def binary_case(draw: st.DrawFn, elements: st.SearchStrategy[float]) -> tuple[di
 
 @EXAMPLES
 @given(case=binary_case(UNIT), options=OPTIONS)
-def test_binary_cross_entropy(client: Any, case: Any, options: dict) -> None:
-    check(client, "binary_cross_entropy", F.binary_cross_entropy, *case, options)
+def test_binary_cross_entropy(via: Any, case: Any, options: dict) -> None:
+    check(via, "binary_cross_entropy", F.binary_cross_entropy, *case, options)
 
 
 @st.composite
@@ -95,9 +95,9 @@ def logits_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=logits_case(), options=OPTIONS)
-def test_binary_cross_entropy_with_logits(client: Any, case: Any, options: dict) -> None:
+def test_binary_cross_entropy_with_logits(via: Any, case: Any, options: dict) -> None:
     check(
-        client,
+        via,
         "binary_cross_entropy_with_logits",
         F.binary_cross_entropy_with_logits,
         *case,

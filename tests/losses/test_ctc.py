@@ -46,8 +46,8 @@ def ctc_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=ctc_case(), options=OPTIONS)
-def test_ctc_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "ctc_loss", F.ctc_loss, *case, options)
+def test_ctc_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "ctc_loss", F.ctc_loss, *case, options)
 
 
 IMPOSSIBLE = {

@@ -28,8 +28,8 @@ def kl_case(draw: st.DrawFn) -> tuple[dict, dict]:
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides the total loss")
 @EXAMPLES
 @given(case=kl_case(), options=options("none", "mean", "sum", "batchmean"))
-def test_kl_div(client: Any, case: Any, options: dict) -> None:
-    check(client, "kl_div", F.kl_div, *case, options)
+def test_kl_div(via: Any, case: Any, options: dict) -> None:
+    check(via, "kl_div", F.kl_div, *case, options)
 
 
 @st.composite
@@ -47,8 +47,8 @@ def poisson_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=poisson_case(), options=OPTIONS)
-def test_poisson_nll_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "poisson_nll_loss", F.poisson_nll_loss, *case, options)
+def test_poisson_nll_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "poisson_nll_loss", F.poisson_nll_loss, *case, options)
 
 
 @st.composite
@@ -67,8 +67,8 @@ def gaussian_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=gaussian_case(), options=OPTIONS)
-def test_gaussian_nll_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "gaussian_nll_loss", F.gaussian_nll_loss, *case, options)
+def test_gaussian_nll_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "gaussian_nll_loss", F.gaussian_nll_loss, *case, options)
 
 
 def test_a_0d_var_is_one_variance_for_every_element(client: Any) -> None:

@@ -11,6 +11,9 @@ from tests.losses.parity import check
 from tests.losses.strategies import OPTIONS, shapes, signs, tensor
 
 EXAMPLES = settings(max_examples=50, deadline=None)
+MARGINS = [0.37, 1.13, 4.1]
+"""Not multiples of the simple values hypothesis favours (0.05, 1, 3): with those, the hinge
+lands exactly on its kink, where float32 and float64 take different sides of the gradient."""
 
 
 def embeddings_shape() -> st.SearchStrategy:
@@ -33,8 +36,8 @@ def cosine_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=cosine_case(), options=OPTIONS)
-def test_cosine_embedding_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "cosine_embedding_loss", F.cosine_embedding_loss, *case, options)
+def test_cosine_embedding_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "cosine_embedding_loss", F.cosine_embedding_loss, *case, options)
 
 
 @st.composite
@@ -45,14 +48,14 @@ def triplet(draw: st.DrawFn) -> dict:
 
 @EXAMPLES
 @given(tensors=triplet(), data=st.data(), options=OPTIONS)
-def test_triplet_margin_loss(client: Any, tensors: dict, data: Any, options: dict) -> None:
+def test_triplet_margin_loss(via: Any, tensors: dict, data: Any, options: dict) -> None:
     params = {
-        "margin": data.draw(st.sampled_from([0.5, 1.0, 4.0])),
+        "margin": data.draw(st.sampled_from(MARGINS)),
         "p": data.draw(st.sampled_from([1.0, 1.5, 2.0, 3.0])),
         "eps": data.draw(st.sampled_from([0.0, 1e-6])),
         "swap": data.draw(st.booleans()),
     }
-    check(client, "triplet_margin_loss", F.triplet_margin_loss, tensors, params, options)
+    check(via, "triplet_margin_loss", F.triplet_margin_loss, tensors, params, options)
 
 
 def cosine_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -68,11 +71,11 @@ def with_distance(*args: Any, distance: str, **kwargs: Any) -> torch.Tensor:
 @EXAMPLES
 @given(tensors=triplet(), data=st.data(), options=OPTIONS)
 def test_triplet_margin_with_distance_loss(
-    client: Any, tensors: dict, data: Any, options: dict
+    via: Any, tensors: dict, data: Any, options: dict
 ) -> None:
     params = {
         "distance": data.draw(st.sampled_from(["pairwise", "cosine"])),
-        "margin": data.draw(st.sampled_from([0.5, 1.0, 4.0])),
+        "margin": data.draw(st.sampled_from(MARGINS)),
         "swap": data.draw(st.booleans()),
     }
-    check(client, "triplet_margin_with_distance_loss", with_distance, tensors, params, options)
+    check(via, "triplet_margin_with_distance_loss", with_distance, tensors, params, options)

@@ -57,8 +57,8 @@ def sigmoid_focal_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=sigmoid_focal_case(), options=OPTIONS)
-def test_sigmoid_focal_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "sigmoid_focal_loss", torchvision_sigmoid_focal_loss, *case, options)
+def test_sigmoid_focal_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "sigmoid_focal_loss", torchvision_sigmoid_focal_loss, *case, options)
 
 
 @st.composite
@@ -78,8 +78,8 @@ def focal_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=focal_case(), options=OPTIONS)
-def test_focal_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "focal_loss", api_focal_loss, *case, options)
+def test_focal_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "focal_loss", api_focal_loss, *case, options)
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

@@ -29,8 +29,8 @@ def ranking_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=ranking_case(), options=OPTIONS)
-def test_margin_ranking_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "margin_ranking_loss", F.margin_ranking_loss, *case, options)
+def test_margin_ranking_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "margin_ranking_loss", F.margin_ranking_loss, *case, options)
 
 
 @st.composite
@@ -42,14 +42,14 @@ def signed_case(draw: st.DrawFn, margin: bool) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=signed_case(margin=True), options=OPTIONS)
-def test_hinge_embedding_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "hinge_embedding_loss", F.hinge_embedding_loss, *case, options)
+def test_hinge_embedding_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "hinge_embedding_loss", F.hinge_embedding_loss, *case, options)
 
 
 @EXAMPLES
 @given(case=signed_case(margin=False), options=OPTIONS)
-def test_soft_margin_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "soft_margin_loss", F.soft_margin_loss, *case, options)
+def test_soft_margin_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "soft_margin_loss", F.soft_margin_loss, *case, options)
 
 
 @st.composite
@@ -62,8 +62,8 @@ def multilabel_soft_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=multilabel_soft_case(), options=OPTIONS)
-def test_multilabel_soft_margin_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "multilabel_soft_margin_loss", F.multilabel_soft_margin_loss, *case, options)
+def test_multilabel_soft_margin_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "multilabel_soft_margin_loss", F.multilabel_soft_margin_loss, *case, options)
 
 
 @st.composite
@@ -82,8 +82,8 @@ def multilabel_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=multilabel_case(), options=OPTIONS)
-def test_multilabel_margin_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "multilabel_margin_loss", F.multilabel_margin_loss, *case, options)
+def test_multilabel_margin_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "multilabel_margin_loss", F.multilabel_margin_loss, *case, options)
 
 
 @st.composite
@@ -97,5 +97,5 @@ def multi_margin_case(draw: st.DrawFn) -> tuple[dict, dict]:
 
 @EXAMPLES
 @given(case=multi_margin_case(), options=OPTIONS)
-def test_multi_margin_loss(client: Any, case: Any, options: dict) -> None:
-    check(client, "multi_margin_loss", F.multi_margin_loss, *case, options)
+def test_multi_margin_loss(via: Any, case: Any, options: dict) -> None:
+    check(via, "multi_margin_loss", F.multi_margin_loss, *case, options)

@@ -33,6 +33,6 @@ PARAMS = {
 @pytest.mark.parametrize("name", list(PARAMS))
 @EXAMPLES
 @given(data=st.data(), options=OPTIONS)
-def test_parity(client: Any, name: str, data: st.DataObject, options: dict) -> None:
+def test_parity(via: Any, name: str, data: st.DataObject, options: dict) -> None:
     tensors = data.draw(pair(weighted=name != "smooth_l1_loss"))
-    check(client, name, getattr(F, name), tensors, data.draw(PARAMS[name]), options)
+    check(via, name, getattr(F, name), tensors, data.draw(PARAMS[name]), options)

@@ -1,0 +1,183 @@
+"""The benchmark's harness: servers on loopback, load from http.client threads, cells."""
+
+import http.client
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import numpy as np
+import orjson
+
+PATH = "/v1/losses/cross_entropy"
+SERVERS = {
+    "service": ["-m", "service", "serve"],
+    "baseline": ["-m", "uvicorn", "bench.baseline:app", "--log-level", "warning"],
+    "floor": ["-m", "uvicorn", "bench.floor:app", "--log-level", "warning"],
+}
+SERVICE_ENV = {
+    "LOSS_SERVICE_LOG_LEVEL": "warning",
+    "LOSS_SERVICE_MAX_CONCURRENCY": "8",
+    "LOSS_SERVICE_QUEUE_TIMEOUT": "120",  # measure queueing, not 503s
+}
+
+
+@dataclass
+class Cell:
+    server: str
+    rows: int
+    classes: int
+    grad: bool
+    clients: int
+    requests: int
+    p50_ms: float
+    p90_ms: float
+    requests_per_s: float
+    ns_per_element: float
+    errors: int
+
+
+def body(rows: int, classes: int, grad: bool) -> bytes:
+    """Logits with three decimals (as a pipeline would send float32 scores) and targets."""
+    rng = np.random.default_rng(rows * classes)
+    logits = np.round(rng.normal(size=(rows, classes)), 3)
+    target = rng.integers(0, classes, rows)
+    content = {"input": logits, "target": target, "grad": grad}
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(name: str, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    command = [sys.executable, *SERVERS[name], "--port", str(port)]
+    if name != "service":
+        command += ["--host", "127.0.0.1", "--workers", str(workers)]
+    env = os.environ | SERVICE_ENV | {"LOSS_SERVICE_WORKERS": str(workers)}
+    process = subprocess.Popen(command, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx2.get(f"{url}/openapi.json").status_code == 200:
+                    break
+            except httpx2.TransportError:
+                time.sleep(0.1)
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{name} did not start")
+        if workers > 1:  # the first worker answered; give the others time to import torch
+            time.sleep(10)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def load(
+    url: str,
+    content: bytes,
+    clients: int,
+    budget_s: float,
+    cap: int,
+    path: str = PATH,
+    headers: dict[str, str] | None = None,
+) -> tuple:
+    """Latencies of `clients` threads posting `content`, until cap requests or the budget.
+
+    The clients use http.client, whose C-buffered reads leave the two cores to the servers
+    far more than a full-featured client would.
+    """
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    stop = time.perf_counter() + budget_s
+    host, port = url.removeprefix("http://").split(":")
+    headers = headers or {"content-type": "application/json"}
+
+    def post(connection: http.client.HTTPConnection) -> int:
+        connection.request("POST", path, content, headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+
+    def client() -> None:
+        nonlocal errors
+        connection = http.client.HTTPConnection(host, int(port), timeout=600)
+        while True:
+            start = time.perf_counter()
+            try:
+                status = post(connection)
+            except OSError:  # the server dropped the connection: an error, then a new one
+                status = 0
+                connection.close()
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies.append(elapsed)
+                errors += status != 200
+                if len(latencies) >= cap or time.perf_counter() > stop:
+                    connection.close()
+                    return
+
+    began = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, errors, time.perf_counter() - began
+
+
+Post = tuple[bytes, str, dict[str, str]]
+"""A request: body, path and headers."""
+
+
+def cell(
+    server: str,
+    url: str,
+    size: tuple[int, int],
+    grad: bool,
+    clients: int,
+    request: Post | None = None,
+) -> Cell:
+    """One load: `request`, by default the v1 JSON cross entropy of `size`."""
+    rows, classes = size
+    elements = rows * classes
+    budget = 4.0 if elements < 1e6 else 6.0
+    cap = 400 if elements < 1e5 else 40
+    content, path, headers = request or (body(rows, classes, grad), PATH, {})
+    latencies, errors, wall = load(url, content, clients, budget, cap, path, headers or None)
+    p50 = statistics.median(latencies)
+    return Cell(
+        server,
+        rows,
+        classes,
+        grad,
+        clients,
+        len(latencies),
+        p50 * 1e3,
+        float(np.percentile(latencies, 90)) * 1e3,
+        len(latencies) / wall,
+        p50 * 1e9 / elements,
+        errors,
+    )
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)

@@ -1,0 +1,17 @@
+"""Parity tests run through every way in: /v1 JSON in-process, and /v2 through tritonclient
+against a real server, with binary and with JSON tensors."""
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.transports import V1, Transport, Triton
+
+
+@pytest.fixture(scope="session", params=["v1", "v2 binary", "v2 json"])
+def via(request: pytest.FixtureRequest, client: TestClient) -> Transport:
+    if request.param == "v1":
+        return V1(client)
+    url: Any = request.getfixturevalue("server")
+    return Triton(url, binary=request.param == "v2 binary")

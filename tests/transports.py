@@ -1,0 +1,96 @@
+"""One loss computation through each way in: /v1 JSON, and /v2 through tritonclient with
+binary or JSON tensors. Each answers with the fields a /v1 body has, read off its own wire."""
+
+from typing import Any, Protocol
+
+import numpy as np
+import tritonclient.http as triton
+from fastapi.testclient import TestClient
+
+from service.losses import REGISTRY
+
+DTYPES = {"FP32": "float32", "FP64": "float64"}
+
+
+class Transport(Protocol):
+    def compute(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        params: dict[str, Any],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The loss `name` of the tensors: {"loss", "shape", "dtype", "device"[, "grad"]
+        [, "reduction"][, "warnings"]}, numbers as numpy arrays or nested lists."""
+        ...
+
+
+class V1:
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def compute(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        params: dict[str, Any],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        body = {k: v.tolist() for k, v in tensors.items()} | params | options
+        response = self.client.post(f"/v1/losses/{name}", json=body)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def inputs(tensors: dict[str, np.ndarray], dtype: str, binary: bool) -> list[triton.InferInput]:
+    """Float tensors in the computation's dtype, integers as INT64."""
+    found = []
+    for name, value in tensors.items():
+        value = np.asarray(value)
+        array = value.astype(dtype) if value.dtype.kind == "f" else value.astype(np.int64)
+        datatype = "INT64" if array.dtype == np.int64 else dtype.replace("float", "FP")
+        tensor = triton.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array, binary_data=binary)
+        found.append(tensor)
+    return found
+
+
+def as_v1(result: triton.InferResult, grads: list[str]) -> dict[str, Any]:
+    """An inference result as the fields of a /v1 body."""
+    response = result.get_response()
+    (loss,) = [o for o in response["outputs"] if o["name"] == "loss"]
+    body: dict[str, Any] = {
+        "loss": result.as_numpy("loss"),
+        "shape": loss["shape"],
+        "dtype": DTYPES[loss["datatype"]],
+        "device": response["parameters"]["device"],
+    }
+    if grads:
+        body["grad"] = {name: result.as_numpy(f"grad_{name}") for name in grads}
+    if "warnings" in response["parameters"]:
+        body["warnings"] = response["parameters"]["warnings"]
+    return body
+
+
+class Triton:
+    def __init__(self, url: str, binary: bool) -> None:
+        self.client = triton.InferenceServerClient(url.removeprefix("http://"))
+        self.binary = binary
+
+    def compute(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        params: dict[str, Any],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        grads = [t.name for t in REGISTRY[name].tensors if t.grad] if options["grad"] else []
+        wanted = ["loss", *(f"grad_{g}" for g in grads)]
+        result = self.client.infer(
+            name,
+            inputs(tensors, options["dtype"], self.binary),
+            outputs=[triton.InferRequestedOutput(o, binary_data=self.binary) for o in wanted],
+            parameters=params | options,
+        )
+        return as_v1(result, grads)
