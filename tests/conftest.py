@@ -13,12 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis
 
+from service.app import create_app
+from service.config import Settings
+
 hypothesis.register_profile("default", derandomize=True, database=None, print_blob=True)
 hypothesis.register_profile("fuzz", derandomize=False, database=None, print_blob=True)
 hypothesis.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
-
-from service.app import create_app
-from service.config import Settings
 
 
 def no_server_errors(response: httpx2.Response) -> None:
