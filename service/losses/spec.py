@@ -148,6 +148,8 @@ class Spec:
         if errors:
             raise from_validation_errors(errors)
         params, options = results
+        if options.dtype == "float32":
+            _fit_float32(params)
         return params, options
 
     def validate(self, arrays: Arrays, params: Params, options: Options) -> Arrays:
@@ -223,6 +225,21 @@ _REDUCTION_DOC = LossOptions.model_fields["reduction"].description
 def camel(name: str) -> str:
     """ "cross_entropy" -> "CrossEntropy", for model names."""
     return "".join(part.capitalize() for part in name.split("_"))
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fit_float32(params: Params) -> None:
+    """A float parameter beyond float32's range cannot take part in a float32 computation
+    (torch refuses to convert it)."""
+    for name, value in params:
+        if isinstance(value, float) and abs(value) > FLOAT32_MAX:
+            raise Invalid.at(
+                (name,),
+                f"{name} = {value!r} is beyond float32's range; send dtype float64",
+                "float32_overflow",
+            )
 
 
 def _check_rank(name: str, array: np.ndarray, ranks: range, shape: str) -> None:
