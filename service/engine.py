@@ -5,6 +5,7 @@ plane (service.dataplane) decides when and where it runs.
 """
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -13,26 +14,17 @@ from service.config import Settings
 from service.errors import Invalid
 from service.losses import LossSpec, checks
 from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
-from service.tensors.torch import DTYPES, nonfinite, to_numpy, to_torch
+from service.tensors.torch import DTYPES, to_numpy, to_torch
 
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A loss (or an activation's output), the gradients asked for, and where it ran."""
+    """The result tensors by the names /v2 gives its outputs, and where they were computed:
+    a loss's "loss" and "grad_{tensor}" for each gradient asked for, an activation's "output",
+    label quality's scores and "predicted"."""
 
-    value: np.ndarray
-    grad: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
     device: str
-
-    def outputs(self, name: str) -> dict[str, np.ndarray]:
-        """The value as `name`, then each gradient as grad_{tensor}: the /v2 outputs."""
-        return {name: self.value} | {f"grad_{tensor}": g for tensor, g in self.grad.items()}
-
-    def warnings(self, name: str) -> list[str]:
-        """What is not finite, `name` being how the response calls the value."""
-        found = [nonfinite(name, self.value)]
-        found += [nonfinite(f"grad.{tensor}", g) for tensor, g in self.grad.items()]
-        return [w for w in found if w]
 
 
 class Engine:
@@ -73,15 +65,23 @@ class Engine:
                 # For reduction "none" the gradient of the sum, as API.md defines it: a
                 # gradient of ones, which spares the sum's node (backward() alone for a scalar).
                 torch.autograd.backward(loss, torch.ones_like(loss) if loss.dim() else None)
-        grads = {name: to_numpy(_grad(tensors[name])) for name in wanted}
-        return Result(to_numpy(loss), grads, str(device))
+        grads = {f"grad_{name}": to_numpy(_grad(tensors[name])) for name in wanted}
+        return Result({"loss": to_numpy(loss)} | grads, str(device))
 
     def apply(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
         """An activation's output."""
         tensors, device = self._prepare(spec, arrays, params, options)
         with torch.inference_mode():
             output = spec.call(**tensors, **dict(params))
-        return Result(to_numpy(output), {}, str(device))
+        return Result({"output": to_numpy(output)}, str(device))
+
+    def score(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
+        """Several named results of one pass (label quality's scores)."""
+        tensors, device = self._prepare(spec, arrays, params, options)
+        with torch.inference_mode():
+            # A scoring spec's call returns its results by name (service.scores).
+            outputs = cast(dict[str, torch.Tensor], spec.call(**tensors, **dict(params)))
+        return Result({name: to_numpy(t) for name, t in outputs.items()}, str(device))
 
     def _prepare(
         self, spec: Spec, arrays: Arrays, params: Params, options: Options

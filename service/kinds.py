@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from service.activations import ACTIVATIONS
@@ -22,9 +23,12 @@ from service.api.models import (
 from service.engine import Engine, Result
 from service.losses import REGISTRY
 from service.losses.spec import Spec
+from service.tensors.torch import warnings
 
 Run = Callable[[Engine, Any, Any, Any, Any], Result]
 """run(engine, spec, arrays, params, options): the engine's method for this kind."""
+Body = Callable[[Result, Any], dict[str, Any]]
+"""body(result, options): the content of the v1 response (its `response` model)."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,6 @@ class Kind:
     noun: str
     """One of them: "loss"."""
     specs: Mapping[str, Spec]
-    value: str
-    """The result's name: the v1 response field and the /v2 output ("loss", "output")."""
     entry: type[BaseModel]
     """The catalogue entry's model."""
     catalogue: type[BaseModel]
@@ -43,6 +45,41 @@ class Kind:
     response: type[BaseModel]
     """The v1 response's model."""
     run: Run
+    body: Body
+
+
+def _loss_body(result: Result, options: Any) -> dict[str, Any]:
+    loss = result.outputs["loss"]
+    grad = {name.removeprefix("grad_"): g for name, g in result.outputs.items() if name != "loss"}
+    content: dict[str, Any] = {
+        "loss": loss,
+        "reduction": options.reduction,
+        "shape": list(loss.shape),
+        "dtype": options.dtype,
+        "device": result.device,
+    }
+    if grad:
+        content["grad"] = grad
+    named = {"loss": loss} | {f"grad.{tensor}": g for tensor, g in grad.items()}
+    return _warned(content, named)
+
+
+def _activation_body(result: Result, options: Any) -> dict[str, Any]:
+    output = result.outputs["output"]
+    content = {
+        "output": output,
+        "shape": list(output.shape),
+        "dtype": options.dtype,
+        "device": result.device,
+    }
+    return _warned(content, {"output": output})
+
+
+def _warned(content: dict[str, Any], named: dict[str, np.ndarray]) -> dict[str, Any]:
+    """content, with `warnings` when a result is not finite (JSON writes it as null)."""
+    if found := warnings(named):
+        content["warnings"] = found
+    return content
 
 
 KINDS = (
@@ -50,21 +87,21 @@ KINDS = (
         path="losses",
         noun="loss",
         specs=REGISTRY,
-        value="loss",
         entry=LossEntry,
         catalogue=Catalogue,
         response=LossResponse,
         run=Engine.compute,
+        body=_loss_body,
     ),
     Kind(
         path="activations",
         noun="activation",
         specs=ACTIVATIONS,
-        value="output",
         entry=ActivationEntry,
         catalogue=ActivationCatalogue,
         response=ActivationResponse,
         run=Engine.apply,
+        body=_activation_body,
     ),
 )
 

@@ -51,4 +51,4 @@ def test_run_decodes_computes_and_encodes_in_a_slot(size: int) -> None:
     )
     assert answer == "encoded"
     (result,) = seen
-    assert set(result.outputs("loss")) == {"loss", "grad_input"}
+    assert set(result.outputs) == {"loss", "grad_input"}

@@ -40,9 +40,9 @@ def test_compute_returns_numpy_loss_and_gradients() -> None:
     x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64, requires_grad=True)
     expected = F.cross_entropy(x, torch.tensor([2]))
     expected.backward()
-    assert result.value == expected.item()
-    np.testing.assert_array_equal(result.grad["input"], x.grad.numpy())
-    assert result.device == "cpu" and result.warnings("loss") == []
+    assert result.outputs["loss"] == expected.item()
+    np.testing.assert_array_equal(result.outputs["grad_input"], x.grad.numpy())
+    assert result.device == "cpu"
 
 
 @CUDA
@@ -57,8 +57,8 @@ def test_cuda_matches_the_cpu_and_bad_indices_never_reach_the_device() -> None:
         assert result.device == device
         if device == "cpu":
             cpu = result
-    np.testing.assert_allclose(result.value, cpu.value, rtol=1e-12)
-    np.testing.assert_allclose(result.grad["input"], cpu.grad["input"], rtol=1e-10)
+    np.testing.assert_allclose(result.outputs["loss"], cpu.outputs["loss"], rtol=1e-12)
+    np.testing.assert_allclose(result.outputs["grad_input"], cpu.outputs["grad_input"], rtol=1e-10)
     params, options = spec.parse_options({"device": "cuda"})
     with pytest.raises(Invalid, match="is not a class index"):
         engine.compute(spec, arrays | {"target": np.full(8, 9)}, params, options)

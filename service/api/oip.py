@@ -23,7 +23,7 @@ from service.dataplane import Request
 from service.engine import Result
 from service.errors import BadRequest, Invalid, NotFound, UnsupportedMediaType, not_found
 from service.kinds import MODELS, Kind
-from service.losses.spec import LossOptions, Spec
+from service.losses.spec import Spec
 from service.protocol import (
     InferenceRequest,
     MetadataTensor,
@@ -34,6 +34,7 @@ from service.protocol import (
     ServerReady,
 )
 from service.tensors import oip
+from service.tensors.torch import warnings
 
 VERSION = "1"
 EXTENSIONS = ["binary_tensor_data"]
@@ -87,8 +88,8 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
 
     async def model_metadata(name: str, version: str | None = None) -> Response:
         """The model's inputs and outputs, with datatypes and shapes (-1: any size)."""
-        kind, spec = lookup(name, version)
-        return _json(metadata(kind, spec))
+        _, spec = lookup(name, version)
+        return _json(metadata(spec))
 
     async def model_ready(plane: DataPlaneDep, name: str, version: str | None = None) -> Response:
         """Whether the model is ready: every model is, once the engine is loaded."""
@@ -129,18 +130,17 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
     return router
 
 
-def metadata(kind: Kind, spec: Spec) -> ModelMetadata:
-    """Inputs: the tensors, then the optional tensor parameters; outputs: the value and the
-    gradients (given with grad). Shapes show the usual batched rank (TensorSpec.dims)."""
+def metadata(spec: Spec) -> ModelMetadata:
+    """Inputs: the tensors, then the optional tensor parameters; outputs: every result the
+    model can give. Shapes show the usual batched rank (TensorSpec.dims), all dimensions -1."""
     inputs = [
         MetadataTensor(t.name, oip.METADATA_DATATYPE[t.dtype], [-1] * t.dims) for t in spec.tensors
     ]
     inputs += [MetadataTensor(p.name, "FP32", [-1] * p.dims) for p in spec.tensor_params]
-    outputs = [MetadataTensor(kind.value, "FP32", [-1] * spec.value_dims)]
-    if "grad" in spec.scalars:
-        outputs += [
-            MetadataTensor(f"grad_{t.name}", "FP32", [-1] * t.dims) for t in spec.tensors if t.grad
-        ]
+    outputs = [
+        MetadataTensor(name, oip.OUTPUT_DATATYPE.get(name, "FP32"), [-1] * dims)
+        for name, dims in spec.outputs().items()
+    ]
     return ModelMetadata(spec.name, [VERSION], "pytorch", inputs, outputs)
 
 
@@ -173,33 +173,34 @@ class Exchange:
                     "extra_forbidden",
                 )
         params, options = self.spec.parse_options(parameters)
-        self.outputs = self._select(header, options, binary_output)
+        self.outputs = self._select(header, params, options, binary_output)
         arrays = oip.read_inputs(
             header.inputs, view[length:], self.spec, max_elements, np.dtype(options.dtype)
         )
         return Request(arrays, params, options)
 
-    def _select(self, header: InferenceRequest, options: Any, binary: bool) -> dict[str, bool]:
-        grads = [f"grad_{t.name}" for t in self.spec.tensors if t.grad]
-        produced = [self.kind.value]
-        if isinstance(options, LossOptions) and options.grad:
-            produced += grads
+    def _select(
+        self, header: InferenceRequest, params: Any, options: Any, binary: bool
+    ) -> dict[str, bool]:
+        produced = self.spec.produced(params, options)
         if header.outputs is None:
             return dict.fromkeys(produced, binary)
+        known = list(self.spec.outputs())
         selected: dict[str, bool] = {}
         for output in header.outputs:
-            if output.name not in (self.kind.value, *grads):
+            if output.name not in known:
                 raise Invalid.at(
                     (output.name,),
-                    f"unknown output '{output.name}'; {self.spec.name} gives:"
-                    f" {', '.join((self.kind.value, *grads))}",
+                    f"unknown output '{output.name}'; {self.spec.name} gives: {', '.join(known)}",
                     "unknown_output",
                 )
             if output.name not in produced:
+                needs = "grad: true" if output.name.startswith("grad_") else f"'{output.name}'"
                 raise Invalid.at(
                     (output.name,),
-                    f"output '{output.name}' is computed only with the parameter grad: true",
-                    "needs_grad",
+                    f"output '{output.name}' is computed only with the parameter {needs}"
+                    + ("" if output.name.startswith("grad_") else " in scores"),
+                    "not_computed",
                 )
             if output.name in selected:
                 raise BadRequest(f"output '{output.name}' is asked for twice")
@@ -209,22 +210,21 @@ class Exchange:
                     f"output '{output.name}' has parameter '{min(unknown)}';"
                     " outputs take binary_data"
                 )
-            selected[output.name] = _flag(
-                output.parameters.get("binary_data", binary), "binary_data"
-            )
+            flag = output.parameters.get("binary_data", binary)
+            selected[output.name] = _flag(flag, "binary_data")
         return selected
 
     def encode(self, request: Request, result: Result) -> Response:
-        values = result.outputs(self.kind.value)
+        values = {name: result.outputs[name] for name in self.outputs}
         parameters: dict[str, Any] = {"device": result.device}
-        if warnings := result.warnings(self.kind.value):
-            parameters["warnings"] = "; ".join(warnings)
+        if found := warnings(values):
+            parameters["warnings"] = "; ".join(found)
         header: dict[str, Any] = {"model_name": self.name, "model_version": VERSION}
         if self.id is not None:
             header["id"] = self.id
         header["parameters"] = parameters
         text, binary = oip.write_outputs(
-            header, {name: (values[name], binary) for name, binary in self.outputs.items()}
+            header, {name: (values[name], self.outputs[name]) for name in values}
         )
         if not binary:
             if isinstance(text, bytes):

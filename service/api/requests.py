@@ -2,7 +2,6 @@
 a result back to its JSON body. Shared by every JSON endpoint, so that each validates alike."""
 
 from collections.abc import Iterator
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -11,7 +10,7 @@ from service.dataplane import Request
 from service.engine import Result
 from service.errors import Invalid
 from service.kinds import Kind
-from service.losses.spec import LossOptions, Spec
+from service.losses.spec import Spec
 from service.tensors.json import TensorReader, encode, parse_fields, plain
 
 
@@ -48,14 +47,5 @@ def _is_null(raw: msgspec.Raw) -> bool:
 
 
 def encode_result(kind: Kind, request: Request, result: Result) -> bytes | Iterator[bytes]:
-    """The body of a 200: LossResponse for a loss, ActivationResponse for an activation."""
-    options = request.options
-    content: dict[str, Any] = {kind.value: result.value}
-    if isinstance(options, LossOptions):
-        content["reduction"] = options.reduction
-    content |= {"shape": list(result.value.shape), "dtype": options.dtype, "device": result.device}
-    if result.grad:
-        content["grad"] = result.grad
-    if warnings := result.warnings(kind.value):
-        content["warnings"] = warnings
-    return encode(content)
+    """The body of a 200: the kind's response model."""
+    return encode(kind.body(result, request.options))

@@ -130,10 +130,13 @@ class Spec:
         """Every field a request may hold."""
         return (*self.element_kinds, *self.scalars)
 
-    @property
-    def value_dims(self) -> int:
-        """The rank of the result by default: an activation's is its input's."""
-        return self.tensors[0].dims
+    def outputs(self) -> dict[str, int]:
+        """Every result it can give, by /v2 output name, with the rank metadata shows."""
+        return {"output": self.tensors[0].dims}
+
+    def produced(self, params: Any, options: Any) -> list[str]:
+        """The results a request with these parameters and options gets."""
+        return ["output"]
 
     def parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
         """The scalar fields as (params, options); one Invalid listing every bad field."""
@@ -148,7 +151,7 @@ class Spec:
         if errors:
             raise from_validation_errors(errors)
         params, options = results
-        if options.dtype == "float32":
+        if cast(Options, options).dtype == "float32":
             _fit_float32(params)
         return params, options
 
@@ -210,10 +213,12 @@ class LossSpec(Spec):
             reduction=(reduction, Field(default="mean", description=_REDUCTION_DOC)),
         )
 
-    @property
-    def value_dims(self) -> int:
-        """0: the default reduction, "mean", gives a number."""
-        return 0
+    def outputs(self) -> dict[str, int]:
+        """The loss (a number under the default reduction, "mean"), then the gradients."""
+        return {"loss": 0} | {f"grad_{t.name}": t.dims for t in self.tensors if t.grad}
+
+    def produced(self, params: Any, options: Any) -> list[str]:
+        return list(self.outputs()) if options.grad else ["loss"]
 
     def entry(self) -> dict[str, Any]:
         return super().entry() | {"reductions": list(self.reductions), "default_reduction": "mean"}

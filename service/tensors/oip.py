@@ -36,6 +36,8 @@ DATATYPES: Final[dict[str, np.dtype[Any]]] = {
 """The datatypes an input may have, with their wire dtypes."""
 DATATYPE_OF: Final = {dtype: name for name, dtype in DATATYPES.items() if name != "BF16"}
 """numpy dtype -> datatype, for outputs (FP32 and FP64: the computation's dtypes)."""
+OUTPUT_DATATYPE: Final = {"predicted": "INT64"}
+"""Outputs that are not of the computation's dtype (FP32 by default), for model metadata."""
 INTEGERS: Final = ("INT64", "INT32", "INT16", "INT8", "UINT8", "BOOL")
 METADATA_DATATYPE: Final[dict[ElementKind, str]] = {
     "float": "FP32",

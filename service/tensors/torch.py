@@ -19,6 +19,12 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
+def warnings(named: dict[str, np.ndarray]) -> list[str]:
+    """A warning for each array that holds NaN or infinity, by the name given."""
+    found = (nonfinite(name, array) for name, array in named.items())
+    return [warning for warning in found if warning]
+
+
 def nonfinite(name: str, array: np.ndarray) -> str | None:
     """A warning naming how many values of `array` are NaN or infinite, or None if none are."""
     bad = array.size - int(np.count_nonzero(np.isfinite(array)))
