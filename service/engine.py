@@ -5,7 +5,6 @@ plane (service.dataplane) decides when and where it runs.
 """
 
 from dataclasses import dataclass
-from typing import cast
 
 import numpy as np
 import torch
@@ -79,8 +78,7 @@ class Engine:
         """Several named results of one pass (label quality's scores)."""
         tensors, device = self._prepare(spec, arrays, params, options)
         with torch.inference_mode():
-            # A scoring spec's call returns its results by name (service.scores).
-            outputs = cast(dict[str, torch.Tensor], spec.call(**tensors, **dict(params)))
+            outputs: dict[str, torch.Tensor] = spec.call(**tensors, **dict(params))
         return Result({name: to_numpy(t) for name, t in outputs.items()}, str(device))
 
     def _prepare(

@@ -1,4 +1,4 @@
-"""The kinds of function the service serves (losses, activations), in one table.
+"""The kinds of function the service serves (losses, activations, scores), in one table.
 
 The routers, the OpenAPI document, the metrics and the CLI iterate over KINDS instead of naming
 each registry: a kind's specs become /v1/{path}/{name} routes and /v2 models alike.
@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from service import scores
 from service.activations import ACTIVATIONS
 from service.api.models import (
     ActivationCatalogue,
     ActivationEntry,
     ActivationResponse,
     Catalogue,
+    LabelQualityResponse,
     LossEntry,
     LossResponse,
 )
@@ -40,8 +42,9 @@ class Kind:
     specs: Mapping[str, Spec]
     entry: type[BaseModel]
     """The catalogue entry's model."""
-    catalogue: type[BaseModel]
-    """GET /v1/{path}'s model: {path: [entry, ...]}."""
+    catalogue: type[BaseModel] | None
+    """GET /v1/{path}'s model, {path: [entry, ...]}; None for a kind of one function, served
+    at /v1/{name} itself (label_quality)."""
     response: type[BaseModel]
     """The v1 response's model."""
     run: Run
@@ -75,6 +78,17 @@ def _activation_body(result: Result, options: Any) -> dict[str, Any]:
     return _warned(content, {"output": output})
 
 
+def _score_body(result: Result, options: Any) -> dict[str, Any]:
+    scores = {name: a for name, a in result.outputs.items() if name != "predicted"}
+    content = {
+        "scores": scores,
+        "predicted": result.outputs["predicted"],
+        "dtype": options.dtype,
+        "device": result.device,
+    }
+    return _warned(content, {f"scores.{name}": a for name, a in scores.items()})
+
+
 def _warned(content: dict[str, Any], named: dict[str, np.ndarray]) -> dict[str, Any]:
     """content, with `warnings` when a result is not finite (JSON writes it as null)."""
     if found := warnings(named):
@@ -102,6 +116,16 @@ KINDS = (
         response=ActivationResponse,
         run=Engine.apply,
         body=_activation_body,
+    ),
+    Kind(
+        path="label_quality",
+        noun="score",
+        specs=scores.SPECS,
+        entry=ActivationEntry,
+        catalogue=None,
+        response=LabelQualityResponse,
+        run=Engine.score,
+        body=_score_body,
     ),
 )
 

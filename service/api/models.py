@@ -94,6 +94,17 @@ class ActivationResponse(BaseModel):
     """Present when the output holds non-finite values, written as null."""
 
 
+class LabelQualityResponse(BaseModel):
+    scores: dict[str, ResultJSON]
+    """Each score asked for: one number per sample, lower meaning more likely mislabelled."""
+    predicted: ResultJSON
+    """The argmax class of each sample (N); with multi_label, 1 where input > 0 (N, C)."""
+    dtype: DTypeName
+    device: str
+    warnings: list[str] | None = None
+    """Present when a score holds non-finite values, written as null."""
+
+
 class ProblemError(BaseModel):
     loc: list[str | int]
     msg: str

@@ -44,10 +44,48 @@ def build_router(kinds: tuple[Kind, ...] = KINDS) -> APIRouter:
         )
 
     for kind in kinds:
-        _catalogue(router, kind)
+        if kind.catalogue is not None:
+            _catalogue(router, kind)
     for kind in kinds:
-        _collection(router, kind)
+        if kind.catalogue is not None:
+            _collection(router, kind)
+        else:
+            _single(router, kind)
     return router
+
+
+def _single(router: APIRouter, kind: Kind) -> None:
+    """GET (the entry) and POST /{name} for a kind of one function."""
+    for spec in kind.specs.values():
+        router.add_api_route(
+            f"/{spec.name}",
+            _describe(spec),
+            methods=["GET"],
+            name=f"describe_{spec.name}",
+            response_model=kind.entry,
+        )
+        _compute_route(router, kind, spec, f"/{spec.name}", spec.name)
+
+
+def _describe(spec: Spec) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def describe() -> dict[str, Any]:
+        entry: dict[str, Any] = spec.entry()
+        return entry
+
+    return describe
+
+
+def _compute_route(router: APIRouter, kind: Kind, spec: Spec, path: str, name: str) -> None:
+    router.add_api_route(
+        path,
+        _endpoint(kind, spec),
+        methods=["POST"],
+        name=name,
+        summary=spec.summary,
+        response_model=None,
+        responses={200: {"model": kind.response}, **PROBLEMS},
+        openapi_extra={"requestBody": _body(request_model(spec).__name__)},
+    )
 
 
 def _catalogue(router: APIRouter, kind: Kind) -> None:
@@ -69,16 +107,7 @@ def _collection(router: APIRouter, kind: Kind) -> None:
     """GET and POST /{path}/{name}: one POST route (and request schema) per spec."""
     specs = kind.specs
     for spec in specs.values():
-        router.add_api_route(
-            f"/{kind.path}/{spec.name}",
-            _endpoint(kind, spec),
-            methods=["POST"],
-            name=f"{kind.noun}_{spec.name}",
-            summary=spec.summary,
-            response_model=None,
-            responses={200: {"model": kind.response}, **PROBLEMS},
-            openapi_extra={"requestBody": _body(request_model(spec).__name__)},
-        )
+        _compute_route(router, kind, spec, f"/{kind.path}/{spec.name}", f"{kind.noun}_{spec.name}")
 
     async def describe(name: str) -> dict[str, Any]:
         if name not in specs:

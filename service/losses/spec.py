@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar, cast
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from service.config import DEVICE_PATTERN
@@ -102,8 +101,9 @@ class Spec:
     summary: str
     reference: str
     tensors: tuple[TensorSpec, ...]
-    call: Callable[..., torch.Tensor]
-    """call(**tensors, **tensor_params, **params[, reduction=...]) -> result tensor."""
+    call: Callable[..., Any]
+    """call(**tensors, **tensor_params, **params[, reduction=...]) -> the result tensor (a
+    dict of them, by name, for a ScoreSpec)."""
     params: type[Params] = Params
     tensor_params: tuple[TensorParam, ...] = ()
     check: Check = _no_check
@@ -188,7 +188,9 @@ class Spec:
         for name, info in self.params.model_fields.items():
             parameters[name] = {
                 "type": schema[name].get("type", "number"),
-                "default": None if info.is_required() else info.default,
+                "default": None
+                if info.is_required()
+                else info.get_default(call_default_factory=True),
                 "required": info.is_required(),
                 "description": info.description,
             }
