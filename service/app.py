@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from service import __version__, metrics
-from service.api import health, oip, v1
+from service.api import batch, health, oip, v1
+from service.api.models import BatchRequest
 from service.api.schemas import request_model
 from service.config import Settings
 from service.dataplane import DataPlane
@@ -64,6 +65,7 @@ def include_routers(app: FastAPI) -> None:
     """The one place routers are attached."""
     app.include_router(health.router)
     app.include_router(v1.build_router(KINDS))
+    app.include_router(batch.router)
     app.include_router(oip.build_router(MODELS))
     app.include_router(metrics.build_router())
 
@@ -119,6 +121,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(definition.pop("$defs", {}))
             components[model.__name__] = definition
+        components["BatchRequest"] = BatchRequest.model_json_schema()
         _, protocol = msgspec.json.schema_components(
             PROTOCOL, ref_template="#/components/schemas/{name}"
         )

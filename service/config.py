@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     """Largest accepted request body, enforced while it streams in (413 beyond)."""
     max_elements: Annotated[int, Field(ge=1)] = 16_777_216
     """Most tensor elements of one request, all tensors together (413 beyond)."""
+    max_batch_items: Annotated[int, Field(ge=1)] = 1024
+    """Most items of one /v1/batch request (413 beyond)."""
     max_concurrency: Annotated[int, Field(ge=1)] = 4
     """Computations in flight per worker; further requests wait for a slot."""
     queue_timeout: Annotated[float, Field(ge=0)] = 1.0

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -51,12 +52,16 @@ class DataPlane:
         *,
         size: int,
     ) -> T:
-        """encode(request, result) of decode(), in a slot; on the event loop when `size`
-        (the body's bytes) is small, else in a worker thread."""
+        """encode(request, result) of decode(), in a slot (see place)."""
+        return await self.place(partial(self.execute, kind, spec, decode, encode), size=size)
+
+    async def place(self, work: Callable[[], T], *, size: int) -> T:
+        """work() in a slot; on the event loop when `size` (the body's bytes) is small, else
+        in a worker thread. A batch places all its items as one work."""
         async with self.slot():
             if size <= INLINE_BYTES:
-                return self.execute(kind, spec, decode, encode)
-            return await anyio.to_thread.run_sync(self.execute, kind, spec, decode, encode)
+                return work()
+            return await anyio.to_thread.run_sync(work)
 
     def execute(
         self,

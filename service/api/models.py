@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from typing_extensions import TypeAliasType
 
 from service.types import DTypeName, Reduction
@@ -25,6 +25,7 @@ class Ready(BaseModel):
 class Limits(BaseModel):
     max_body_bytes: int
     max_elements: int
+    max_batch_items: int
     max_concurrency: int
 
 
@@ -103,6 +104,18 @@ class LabelQualityResponse(BaseModel):
     device: str
     warnings: list[str] | None = None
     """Present when a score holds non-finite values, written as null."""
+
+
+class BatchRequest(BaseModel):
+    """Many losses in one request; each item is a loss's request body plus `loss`, its name."""
+
+    items: list[dict[str, Any]] = Field(min_length=1)
+
+
+class BatchResponse(BaseModel):
+    results: list[dict[str, Any]]
+    """One per item, in order: {"ok": true, ...the loss's response} or {"ok": false,
+    "error": the problem document the item would have got alone}."""
 
 
 class ProblemError(BaseModel):

@@ -11,15 +11,15 @@ from service.engine import Result
 from service.errors import Invalid
 from service.kinds import Kind
 from service.losses.spec import Spec
-from service.tensors.json import TensorReader, encode, parse_fields, plain
+from service.tensors.json import Budget, TensorReader, encode, parse_fields, plain
 
 
 def decode_body(spec: Spec, body: bytes | bytearray, max_elements: int) -> Request:
     """The body's fields as a Request (400 if it is not JSON, 422 if it is not a request)."""
-    return decode(spec, parse_fields(body), max_elements)
+    return decode(spec, parse_fields(body), Budget(max_elements))
 
 
-def decode(spec: Spec, fields: dict[str, msgspec.Raw], max_elements: int) -> Request:
+def decode(spec: Spec, fields: dict[str, msgspec.Raw], budget: Budget) -> Request:
     """Checks the field names, then the scalars (cheap), then reads the tensors."""
     for name in fields:
         if name not in spec.fields:
@@ -31,7 +31,7 @@ def decode(spec: Spec, fields: dict[str, msgspec.Raw], max_elements: int) -> Req
     kinds = spec.element_kinds
     scalars = {name: plain(raw) for name, raw in fields.items() if name not in kinds}
     params, options = spec.parse_options(scalars)
-    reader = TensorReader(max_elements, np.dtype(options.dtype))
+    reader = TensorReader(budget, np.dtype(options.dtype))
     required = {t.name for t in spec.tensors}
     arrays = {
         name: reader.read(raw, name, kinds[name])

@@ -58,13 +58,27 @@ def plain(raw: Span) -> Any:
 
 
 @dataclass(slots=True)
-class TensorReader:
-    """Reads the tensors of one request, counting their elements against max_elements."""
+class Budget:
+    """The elements of one request's tensors (of all a batch's items), against max_elements."""
 
     max_elements: int
+    elements: int = 0
+
+    def count(self, elements: int) -> None:
+        self.elements += elements
+        if self.elements > self.max_elements:
+            raise PayloadTooLarge(
+                f"the tensors hold more than max_elements ({self.max_elements}) elements"
+            )
+
+
+@dataclass(slots=True)
+class TensorReader:
+    """Reads the tensors of one request, counting their elements against its budget."""
+
+    budget: Budget
     float_dtype: np.dtype[Any]
     """What float tensors become: the computation's dtype, so no float64 copy is kept."""
-    elements: int = 0
 
     def read(self, raw: Span, name: str, kind: ElementKind) -> np.ndarray:
         """A tensor as int64 (JSON integers, where `kind` allows them) or float_dtype."""
@@ -76,19 +90,12 @@ class TensorReader:
         if rank == 0 or (kind == "int" and not integer):
             return self._slowly(span, name, kind)  # a number, or the first non-integer named
         dtype = np.dtype(np.int64) if integer else self.float_dtype
-        counted = self.elements
+        counted = self.budget.elements
         try:
             return self._quickly(span, rank, name, dtype)
         except (TypeError, ValueError, RuntimeError):  # simdjson's: wrong type, range, syntax
-            self.elements = counted  # the slow path counts this tensor again, whole
+            self.budget.elements = counted  # the slow path counts this tensor again, whole
             return self._slowly(span, name, kind)
-
-    def _count(self, elements: int) -> None:
-        self.elements += elements
-        if self.elements > self.max_elements:
-            raise PayloadTooLarge(
-                f"the tensors hold more than max_elements ({self.max_elements}) elements"
-            )
 
     def _quickly(self, span: memoryview, rank: int, name: str, dtype: np.dtype[Any]) -> np.ndarray:
         """Chunk by chunk through simdjson, which raises when anything is off."""
@@ -105,7 +112,7 @@ class TensorReader:
             inner = shape[1:]
             if _check_rows(document, shape) != chunk.count(b"["):
                 raise ValueError("an array where a number should be")
-            self._count(prod(shape))
+            self.budget.count(prod(shape))
             values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
             del document  # the parser takes no new chunk while a document refers to it
             parts.append(_cast(values.reshape(shape), dtype, name, rows))
@@ -119,7 +126,7 @@ class TensorReader:
         shape = _shape(value)
         if len(shape) > MAX_RANK:
             raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
-        self._count(prod(shape))
+        self.budget.count(prod(shape))
         for index, element in _walk(value, shape, (name,)):
             _check_number(element, index, kind)
         integer = kind != "float" and not _FRACTION.search(span)

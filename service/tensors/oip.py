@@ -19,7 +19,7 @@ from service.errors import BadRequest, Invalid, PayloadTooLarge
 from service.losses import checks
 from service.losses.spec import Arrays, Spec
 from service.protocol import RequestInput
-from service.tensors.json import MAX_RANK, ElementKind, TensorReader, encode
+from service.tensors.json import MAX_RANK, Budget, ElementKind, TensorReader, encode
 
 DATATYPES: Final[dict[str, np.dtype[Any]]] = {
     "BOOL": np.dtype("?"),
@@ -81,7 +81,7 @@ def read_inputs(
             f"the body holds {len(binary)} bytes of binary data after its JSON header, but the"
             f" inputs' binary_data_size add up to {total}"
         )
-    reader = TensorReader(max_elements, float_dtype)
+    reader = TensorReader(Budget(max_elements), float_dtype)
     arrays, offset = {}, 0
     for request_input, size in zip(inputs, sizes, strict=True):
         dtype = DATATYPES[request_input.datatype]

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from service import __version__
 from service.losses import REGISTRY
-from tests.conftest import problem
+from tests.conftest import make_client, problem
 from tests.reference import assert_matches, reference
 
 KNOWN = ", ".join(REGISTRY)
@@ -19,7 +19,12 @@ def test_info(client: TestClient) -> None:
         "torch_version": torch.__version__,
         "devices": ["cpu"],
         "default_device": "cpu",
-        "limits": {"max_body_bytes": 67108864, "max_elements": 16777216, "max_concurrency": 4},
+        "limits": {
+            "max_body_bytes": 67108864,
+            "max_elements": 16777216,
+            "max_batch_items": 1024,
+            "max_concurrency": 4,
+        },
     }
 
 
@@ -98,15 +103,19 @@ def test_auto_device_resolves_to_cpu_without_cuda(client: TestClient) -> None:
     assert body["device"] == "cpu"
 
 
-def test_metrics_count_requests_by_loss_and_status(client: TestClient) -> None:
-    client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [0]})
-    client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [5]})
-    text = client.get("/metrics").text
+def test_metrics_count_requests_by_loss_and_status() -> None:
+    with make_client() as client:  # its own app: counts from zero
+        client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [0]})
+        client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [5]})
+        client.post("/v2/models/softmax/infer", json={"inputs": []})
+        text = client.get("/metrics").text
     ok = 'loss="nll_loss",method="POST",route="/v1/losses/nll_loss",status="200"'
     bad = 'loss="nll_loss",method="POST",route="/v1/losses/nll_loss",status="422"'
     assert f"loss_service_requests_total{{{ok}}} 1.0" in text
     assert f"loss_service_requests_total{{{bad}}} 1.0" in text
     assert f"loss_service_request_duration_seconds_count{{{ok}}} 1.0" in text
+    v2 = 'loss="softmax",method="POST",route="/v2/models/{name}/infer",status="422"'
+    assert f"loss_service_requests_total{{{v2}}} 1.0" in text
 
 
 def test_a_large_gradient_is_streamed_and_exact(client: TestClient) -> None:

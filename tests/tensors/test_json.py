@@ -11,6 +11,7 @@ from service.errors import Invalid, PayloadTooLarge
 from service.tensors.json import (
     BLOCK_ELEMENTS,
     CHUNK_BYTES,
+    Budget,
     ElementKind,
     TensorReader,
     dumps,
@@ -24,7 +25,7 @@ def read(
 ) -> np.ndarray:
     """Reads {"x": tensor} as the service does."""
     fields = parse_fields(orjson.dumps({"x": tensor}, option=orjson.OPT_SERIALIZE_NUMPY))
-    return TensorReader(max_elements, np.dtype(dtype)).read(fields["x"], "x", kind)
+    return TensorReader(Budget(max_elements), np.dtype(dtype)).read(fields["x"], "x", kind)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +104,7 @@ def test_sound_large_tensors_take_the_fast_path(shape: tuple[int, ...]) -> None:
     """The slow path gives the same numbers, only 50 times slower: check it is not taken."""
     array = np.round(np.random.default_rng(0).normal(size=shape), 4)
     raw = parse_fields(orjson.dumps({"x": array}, option=orjson.OPT_SERIALIZE_NUMPY))["x"]
-    reader = TensorReader(10**8, np.dtype(np.float32))
+    reader = TensorReader(Budget(10**8), np.dtype(np.float32))
     fast = reader._quickly(memoryview(raw), len(shape), "x", np.dtype(np.float32))
     np.testing.assert_array_equal(fast, array.astype(np.float32))
 
@@ -132,7 +133,7 @@ def test_an_integer_beyond_int64_is_read_as_a_float() -> None:
 
 def test_counts_elements_across_tensors() -> None:
     fields = parse_fields(b'{"a": [1, 2, 3], "b": [[1, 2], [3, 4]]}')
-    reader = TensorReader(6, np.dtype(np.float64))
+    reader = TensorReader(Budget(6), np.dtype(np.float64))
     reader.read(fields["a"], "a", "float")
     with pytest.raises(PayloadTooLarge, match=r"more than max_elements \(6\)"):
         reader.read(fields["b"], "b", "float")
@@ -162,5 +163,5 @@ def test_a_tensor_read_again_slowly_is_counted_once() -> None:
     tensor = np.zeros((3000, 100)).tolist()
     tensor[2999][5] = 2**64 + 1  # beyond 64 bits: simdjson fails on the last chunk
     fields = parse_fields(json.dumps({"x": tensor}).encode())
-    array = TensorReader(300_000, np.dtype(np.float64)).read(fields["x"], "x", "float")
+    array = TensorReader(Budget(300_000), np.dtype(np.float64)).read(fields["x"], "x", "float")
     assert array[2999, 5] == float(2**64 + 1)
