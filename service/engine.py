@@ -24,6 +24,8 @@ class Result:
 
     outputs: dict[str, np.ndarray]
     device: str
+    divisor: float | None = None
+    """A loss's "mean" (or "batchmean"): what the sum was divided by."""
 
 
 class Engine:
@@ -54,7 +56,11 @@ class Engine:
         self, spec: LossSpec, arrays: Arrays, params: Params, options: LossOptions
     ) -> Result:
         """The loss, and by autograd the gradient of its sum for each prediction tensor."""
-        tensors, device = self._prepare(spec, arrays, params, options)
+        arrays = spec.validate(arrays, params, options)
+        divisor = None
+        if options.reduction in ("mean", "batchmean"):
+            divisor = spec.mean_divisor(arrays, params, options)
+        tensors, device = self._on_device(arrays, options)
         wanted = [t.name for t in spec.tensors if t.grad] if options.grad else []
         for name in wanted:
             tensors[name].requires_grad_()
@@ -65,7 +71,7 @@ class Engine:
                 # gradient of ones, which spares the sum's node (backward() alone for a scalar).
                 torch.autograd.backward(loss, torch.ones_like(loss) if loss.dim() else None)
         grads = {f"grad_{name}": to_numpy(_grad(tensors[name])) for name in wanted}
-        return Result({"loss": to_numpy(loss)} | grads, str(device))
+        return Result({"loss": to_numpy(loss)} | grads, str(device), divisor)
 
     def apply(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
         """An activation's output."""
@@ -85,7 +91,11 @@ class Engine:
         self, spec: Spec, arrays: Arrays, params: Params, options: Options
     ) -> tuple[dict[str, torch.Tensor], torch.device]:
         """Validates, then moves the arrays onto the device in the requested dtype."""
-        arrays = spec.validate(arrays, params, options)
+        return self._on_device(spec.validate(arrays, params, options), options)
+
+    def _on_device(
+        self, arrays: Arrays, options: Options
+    ) -> tuple[dict[str, torch.Tensor], torch.device]:
         device = self.device(options.device)
         dtype = DTYPES[options.dtype]
         if dtype == torch.float32:

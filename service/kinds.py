@@ -63,6 +63,8 @@ def _loss_body(result: Result, options: Any) -> dict[str, Any]:
     }
     if grad:
         content["grad"] = grad
+    if result.divisor is not None:
+        content["divisor"] = result.divisor
     named = {"loss": loss} | {f"grad.{tensor}": g for tensor, g in grad.items()}
     return _warned(content, named)
 

@@ -68,6 +68,8 @@ def as_v1(result: triton.InferResult, grads: list[str]) -> dict[str, Any]:
     }
     if grads:
         body["grad"] = {name: result.as_numpy(f"grad_{name}") for name in grads}
+    if "divisor" in response["parameters"]:
+        body["divisor"] = response["parameters"]["divisor"]
     if "warnings" in response["parameters"]:
         body["warnings"] = response["parameters"]["warnings"]
     return body

@@ -43,6 +43,8 @@ class TensorEntry(BaseModel):
     shape: str
     dtype: str
     grad: bool
+    batch: int | None
+    """The axis of the batch (N), along which a call may be split; null where there is none."""
 
 
 class ParameterEntry(BaseModel):
@@ -51,6 +53,8 @@ class ParameterEntry(BaseModel):
     required: bool
     """True for a parameter without a default (softmax's dim)."""
     description: str | None
+    batch: int | None
+    """For a tensor of input's shape (a weight per element): its batch axis; else null."""
 
 
 class ActivationEntry(BaseModel):
@@ -82,6 +86,10 @@ class LossResponse(BaseModel):
     shape: list[int]
     dtype: DTypeName
     device: str
+    divisor: float | None = None
+    """For "mean" and "batchmean": what the sum was divided by (the elements, the batch, or
+    for class-index targets the weight of the targets not ignored), so that the means of parts
+    of a data set join exactly: sum(mean_i * divisor_i) / sum(divisor_i)."""
     warnings: list[str] | None = None
     """Present when a result holds non-finite values, written as null."""
 

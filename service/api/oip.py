@@ -217,6 +217,8 @@ class Exchange:
     def encode(self, request: Request, result: Result) -> Response:
         values = {name: result.outputs[name] for name in self.outputs}
         parameters: dict[str, Any] = {"device": result.device}
+        if result.divisor is not None:
+            parameters["divisor"] = result.divisor
         if found := warnings(values):
             parameters["warnings"] = "; ".join(found)
         header: dict[str, Any] = {"model_name": self.name, "model_version": VERSION}

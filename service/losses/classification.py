@@ -26,7 +26,10 @@ CLASS_WEIGHT = TensorParam(
     range(1, 2),
 )
 ELEMENT_WEIGHT = TensorParam(
-    "weight", "A rescaling weight for each element, broadcast to input's shape.", "broadcastable"
+    "weight",
+    "A rescaling weight for each element, broadcast to input's shape.",
+    "broadcastable",
+    batch=0,
 )
 
 
@@ -58,6 +61,16 @@ def _check_cross_entropy(t: Arrays, p: CrossEntropyParams, o: LossOptions) -> Ar
         )
     checks.probabilities("target", target)
     return t | {"target": target.astype(float, copy=False)}
+
+
+def class_divisor(t: Arrays, p: IgnoreIndex, o: LossOptions) -> float:
+    """Class-index targets: the weight of the targets not ignored (their count without a
+    weight); probability targets: the elements of the result, N * d1 * ... * dK."""
+    input, target, weight = t["input"], t["target"], t.get("weight")
+    if target.shape == input.shape:
+        return float(target.size // checks.class_count(input))
+    kept = target[target != p.ignore_index]
+    return float(kept.size if weight is None else weight[kept].sum())
 
 
 def _check_nll(t: Arrays, p: IgnoreIndex, o: LossOptions) -> None:
@@ -100,6 +113,7 @@ cross_entropy = LossSpec(
     params=CrossEntropyParams,
     check=_check_cross_entropy,
     call=F.cross_entropy,
+    divisor=class_divisor,
 )
 
 nll_loss = LossSpec(
@@ -116,6 +130,7 @@ nll_loss = LossSpec(
     params=IgnoreIndex,
     check=_check_nll,
     call=F.nll_loss,
+    divisor=class_divisor,
 )
 
 binary_cross_entropy = LossSpec(

@@ -87,6 +87,7 @@ LOSSES = (
                 grad=True,
                 ranks=range(2, 4),
                 dims=3,
+                batch=None,  # concatenated targets cannot be cut by the batch: never split
             ),
             TensorSpec(
                 "targets",
@@ -96,12 +97,19 @@ LOSSES = (
                 ranks=range(1, 3),
                 may_be_empty=True,
                 dims=2,
+                batch=None,
             ),
-            TensorSpec("input_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2)),
-            TensorSpec("target_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2)),
+            TensorSpec(
+                "input_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2), batch=None
+            ),
+            TensorSpec(
+                "target_lengths", "lengths", "(N) or ()", dtype="int", ranks=range(2), batch=None
+            ),
         ),
         params=CTCParams,
         check=_check_ctc,
         call=F.ctc_loss,
+        # "mean" averages loss / target_length over the batch: the batch is the divisor.
+        divisor=lambda t, p, o: float(t["log_probs"].shape[1] if t["log_probs"].ndim == 3 else 1),
     ),
 )

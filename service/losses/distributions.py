@@ -62,6 +62,14 @@ def gaussian_nll_loss(
     return F.gaussian_nll_loss(input, target, var, full=full, eps=eps, reduction=reduction)
 
 
+def _kl_divisor(t: Arrays, p: KLDivParams, o: LossOptions) -> float:
+    """ "mean": the elements; "batchmean": the batch, input's first dimension."""
+    input = t["input"]
+    if o.reduction == "batchmean":
+        return float(input.shape[0] if input.ndim else 1)
+    return float(input.size)
+
+
 def _check_kl(t: Arrays, p: KLDivParams, o: LossOptions) -> None:
     target = t["target"]
     checks.same_shape("target", target, "input", t["input"].shape)
@@ -110,6 +118,7 @@ LOSSES = (
         params=KLDivParams,
         check=_check_kl,
         call=kl_div,
+        divisor=_kl_divisor,
         reductions=("none", "mean", "sum", "batchmean"),
     ),
     LossSpec(

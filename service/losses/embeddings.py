@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from service.losses import checks
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec
+from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec, per_sample
 
 EMBEDDINGS = "(N, D) or (D)"
 RANKS = range(1, 3)
@@ -102,6 +102,7 @@ LOSSES = (
         params=CosineMargin,
         check=_check_cosine,
         call=F.cosine_embedding_loss,
+        divisor=per_sample("input1"),
     ),
     LossSpec(
         name="triplet_margin_loss",
@@ -112,6 +113,7 @@ LOSSES = (
         params=TripletParams,
         check=_check_triplet,
         call=F.triplet_margin_loss,
+        divisor=per_sample("anchor"),
     ),
     LossSpec(
         name="triplet_margin_with_distance_loss",
@@ -122,5 +124,6 @@ LOSSES = (
         params=TripletDistanceParams,
         check=_check_triplet,
         call=triplet_margin_with_distance_loss,
+        divisor=per_sample("anchor"),
     ),
 )

@@ -4,6 +4,7 @@ They down-weight well-classified examples by (1 - p_t) ** gamma so that training
 the hard ones. PyTorch has no function for them; the references are named per loss.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -149,6 +150,7 @@ focal = LossSpec(
     params=FocalParams,
     check=_check_focal,
     call=focal_loss,
+    divisor=lambda t, p, o: float(np.count_nonzero(t["target"] != p.ignore_index)),
 )
 
 LOSSES = (sigmoid_focal, focal)

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from service.losses import checks
 from service.losses.classification import CLASS_WEIGHT, ELEMENT_WEIGHT
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec
+from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec, per_sample
 
 SIGNS = TensorSpec("target", "1 or -1", "input's shape")
 SCORES = "(C) or (N, C)"
@@ -112,6 +112,7 @@ LOSSES = (
         tensor_params=(ELEMENT_WEIGHT,),
         check=_check_multilabel_soft,
         call=F.multilabel_soft_margin_loss,
+        divisor=per_sample("input"),
     ),
     LossSpec(
         name="multilabel_margin_loss",
@@ -124,6 +125,7 @@ LOSSES = (
         ),
         check=_check_multilabel,
         call=F.multilabel_margin_loss,
+        divisor=per_sample("input"),
     ),
     LossSpec(
         name="multi_margin_loss",
@@ -138,5 +140,6 @@ LOSSES = (
         params=MultiMarginParams,
         check=_check_multi_margin,
         call=F.multi_margin_loss,
+        divisor=per_sample("input"),
     ),
 )

@@ -4,7 +4,15 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from service.losses import checks
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorParam, TensorSpec
+from service.losses.spec import (
+    Arrays,
+    Divisor,
+    LossOptions,
+    LossSpec,
+    Params,
+    TensorParam,
+    TensorSpec,
+)
 
 PAIR = (
     TensorSpec("input", "predictions", "any", grad=True),
@@ -14,6 +22,7 @@ WEIGHT = TensorParam(
     "weight",
     "A weight per element, of input's shape (functional-only in PyTorch).",
     "input's shape",
+    batch=0,
 )
 
 
@@ -35,12 +44,18 @@ def _check_pair(t: Arrays, p: Params, o: LossOptions) -> None:
         checks.same_shape("weight", t["weight"], "input", input.shape)
 
 
+def _weight_sum(t: Arrays, p: Params, o: LossOptions) -> float:
+    """PyTorch's weighted l1 and mse "mean" divides by the weights' sum (huber's does not)."""
+    return float(t["weight"].sum() if "weight" in t else t["input"].size)
+
+
 def _pair_loss(
     name: str,
     summary: str,
     *,
     params: type[Params] = Params,
     tensor_params: tuple[TensorParam, ...] = (),
+    divisor: Divisor | None = None,
 ) -> LossSpec:
     return LossSpec(
         name=name,
@@ -51,6 +66,7 @@ def _pair_loss(
         params=params,
         tensor_params=tensor_params,
         check=_check_pair,
+        divisor=divisor,
     )
 
 
@@ -59,11 +75,13 @@ LOSSES = (
         "l1_loss",
         "Absolute error |input - target| between predictions and targets of the same shape.",
         tensor_params=(WEIGHT,),
+        divisor=_weight_sum,
     ),
     _pair_loss(
         "mse_loss",
         "Squared error (input - target)^2 between predictions and targets of the same shape.",
         tensor_params=(WEIGHT,),
+        divisor=_weight_sum,
     ),
     _pair_loss(
         "smooth_l1_loss",

@@ -37,9 +37,12 @@ class TensorSpec:
     dims: int = 1
     """The rank /v2 model metadata shows, all dimensions -1: the usual batched form, e.g. 2
     for (N, C) logits. Every rank in `ranks` is accepted."""
+    batch: int | None = 0
+    """The axis of the batch (N) in the batched form, along which a client may split a call
+    (1 for CTC's (T, N, C) log_probs); None where the tensor has none."""
 
     def entry(self) -> dict[str, Any]:
-        fields = ("name", "kind", "shape", "dtype", "grad")
+        fields = ("name", "kind", "shape", "dtype", "grad", "batch")
         return {name: getattr(self, name) for name in fields}
 
 
@@ -54,6 +57,9 @@ class TensorParam:
     type: str = "tensor"
     dims: int = 1
     """The rank /v2 model metadata shows, as TensorSpec.dims."""
+    batch: int | None = None
+    """As TensorSpec.batch, for a parameter of input's shape (a weight per element); one that
+    broadcasts (size 1 there) goes whole with each part."""
 
 
 Int64 = Annotated[int, Field(ge=-(2**63), lt=2**63)]
@@ -181,6 +187,7 @@ class Spec:
                 "default": None,
                 "required": False,
                 "description": p.description,
+                "batch": p.batch,
             }
             for p in self.tensor_params
         }
@@ -193,6 +200,7 @@ class Spec:
                 else info.get_default(call_default_factory=True),
                 "required": info.is_required(),
                 "description": info.description,
+                "batch": None,
             }
         return {
             "name": self.name,
@@ -203,9 +211,32 @@ class Spec:
         }
 
 
+Divisor = Callable[[Arrays, Any, Any], float]
+"""divisor(arrays, params, options): what reduction "mean" divides the sum by."""
+
+
+def elements(name: str) -> Divisor:
+    """An elementwise loss's: the elements of tensor `name`."""
+    return lambda arrays, params, options: float(arrays[name].size)
+
+
+def per_sample(name: str) -> Divisor:
+    """A loss per sample of `name`, (N, C) or (N, D), one for (C) or (D): N."""
+    return lambda arrays, params, options: float(
+        arrays[name].shape[0] if arrays[name].ndim == 2 else 1
+    )
+
+
 @dataclass(frozen=True)
 class LossSpec(Spec):
     reductions: tuple[Reduction, ...] = ("none", "mean", "sum")
+    divisor: Divisor | None = None
+    """What "mean" (and "batchmean") divides the sum by, given the validated arrays; by
+    default the elements of the first tensor. A response carries it so that a client can
+    join the means of parts of a call exactly."""
+
+    def mean_divisor(self, arrays: Arrays, params: Any, options: Any) -> float:
+        return (self.divisor or elements(self.tensors[0].name))(arrays, params, options)
 
     def _options(self) -> type[LossOptions]:
         reduction = cast(Any, Literal)[self.reductions]  # a Literal built from the declaration

@@ -123,7 +123,7 @@ def test_binary_in_binary_out(client: TestClient) -> None:
     assert header == {
         "model_name": "cross_entropy",
         "model_version": "1",
-        "parameters": {"device": "cpu"},
+        "parameters": {"device": "cpu", "divisor": 2.0},
         "outputs": [
             {
                 "name": "loss",

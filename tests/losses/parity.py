@@ -8,7 +8,7 @@ import numpy as np
 
 from service.losses import REGISTRY
 from tests.losses.strategies import as_computed
-from tests.reference import assert_matches, reference
+from tests.reference import TOLERANCE, assert_matches, reference
 from tests.transports import Transport
 
 
@@ -33,4 +33,26 @@ def check(
         "cpu",
     )
     assert_matches(result, expected, grads, dtype)
+    _check_divisor(name, fn, inputs, params, options, result)
     return result
+
+
+def _check_divisor(
+    name: str,
+    fn: Callable[..., Any],
+    inputs: dict[str, Any],
+    params: dict[str, Any],
+    options: dict[str, Any],
+    result: dict[str, Any],
+) -> None:
+    """A mean comes with its divisor: mean * divisor is the sum (ctc_loss's mean, of
+    loss / target_length over the batch, is checked in test_ctc)."""
+    if options["reduction"] not in ("mean", "batchmean"):
+        assert "divisor" not in result
+        return
+    divisor = result["divisor"]
+    mean = np.asarray(result["loss"], dtype=np.float64)
+    if name == "ctc_loss" or not np.isfinite(mean):
+        return
+    total, _ = reference(fn, inputs, [], reduction="sum", **params)
+    np.testing.assert_allclose(mean * divisor, total, **TOLERANCE[options["dtype"]])

@@ -77,3 +77,25 @@ def test_zero_infinity_zeroes_an_impossible_alignment(client: Any, reduction: st
     assert np.asarray(body["loss"]).tolist() == np.zeros(body["shape"]).tolist()
     assert np.asarray(body["grad"]["log_probs"]).tolist() == np.zeros((2, 1, 3)).tolist()
     assert "warnings" not in body
+
+
+def test_the_means_of_two_halves_join_by_their_divisors(client: Any) -> None:
+    """ "mean" averages loss / target_length over the batch, so the batch is the divisor."""
+    rng = np.random.default_rng(0)
+    log_probs = torch.from_numpy(rng.normal(size=(6, 4, 3))).log_softmax(-1).numpy()
+    targets = np.array([[1, 2], [2, 2], [1, 1], [2, 1]])
+    lengths = {"input_lengths": [6, 5, 6, 4], "target_lengths": [2, 1, 2, 1]}
+
+    def mean(rows: slice) -> tuple[float, float]:
+        body = {
+            "log_probs": log_probs[:, rows].tolist(),
+            "targets": targets[rows].tolist(),
+            **{k: v[rows] for k, v in lengths.items()},
+            "dtype": "float64",
+        }
+        answer = client.post("/v1/losses/ctc_loss", json=body).json()
+        return answer["loss"], answer["divisor"]
+
+    (whole, n), (first, n1), (second, n2) = mean(slice(0, 4)), mean(slice(0, 1)), mean(slice(1, 4))
+    assert (n, n1, n2) == (4, 1, 3)
+    assert whole == pytest.approx((first * n1 + second * n2) / (n1 + n2), rel=1e-12)
