@@ -7,11 +7,11 @@ TORCH_VERSION ?= 2.13.0
 
 .PHONY: run test lint fuzz openapi bench clean
 
-$(BIN)/loss-service: pyproject.toml
+$(BIN)/loss-service: pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e ./client
 	touch $@
 
 run: $(BIN)/loss-service
