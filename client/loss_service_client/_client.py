@@ -232,7 +232,7 @@ class Client(_Base):
     def server(self) -> p.Server:
         """The server's limits, and whether it takes binary tensors (asked once)."""
         if self._server is None:
-            self._server = self._limits(self.run(self._server_plan()))
+            self._server = self._limits(self.run(self._server_plan(), progress=False))
         return self._server
 
     def _entry(self, collection: str, name: str) -> dict[str, Any]:
@@ -349,7 +349,7 @@ class AsyncClient(_Base):
     async def server(self) -> p.Server:
         """As Client.server."""
         if self._server is None:
-            self._server = self._limits(await self.run(self._server_plan()))
+            self._server = self._limits(await self.run(self._server_plan(), progress=False))
         return self._server
 
     async def _entry(self, collection: str, name: str) -> dict[str, Any]:
