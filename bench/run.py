@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx2
 
-from bench import oip
+from bench import oip, pipeline
 from bench.harness import PATH, Cell, body, cell, load, serving, status_kib
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
@@ -81,12 +81,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip 4096x1000, fewer repeats")
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
-        "--only", choices=["all", "v2"], default="all", help="v2: the /v2 binary section alone"
+        "--only",
+        choices=["all", "v2", "pipeline"],
+        default="all",
+        help="v2: the /v2 binary section alone; pipeline: the labeling pipeline alone",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES
     repeats = 3 if args.quick else 5
     v2_sizes = [s for s in oip.SIZES if s in sizes]
+    if args.only == "pipeline":
+        section = pipeline.measure()
+        _write(args.report, {"pipeline": section})
+        pipeline.report(section)
+        return
     if args.only == "v2":
         with serving("service") as (url, _):
             cells = [cell("service", url, s, g, 1) for s in v2_sizes for g in (False, True)]
@@ -111,9 +119,11 @@ def main() -> None:
     memory = peak_rss((4096, 1000) if not args.quick else (1024, 1000))
     report = _report(cells, limits, two, memory)
     report["v2"] = oip.measure(v2_sizes, [c for c in cells if c.server == "service"], repeats)
+    report["pipeline"] = pipeline.measure()
     _write(args.report, report)
     _print_ratios(report)
     oip.report(report["v2"])
+    pipeline.report(report["pipeline"])
 
 
 def _write(path: Path, report: dict) -> None:
