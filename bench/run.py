@@ -35,7 +35,7 @@ def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
 
     from service.api import requests
     from service.config import Settings
-    from service.dataplane import DataPlane
+    from service.dataplane import Allowance, DataPlane
     from service.engine import Engine
     from service.kinds import KINDS
 
@@ -49,7 +49,8 @@ def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
         handed = bytearray(content)
         start = time.perf_counter()
         decode = partial(requests.decode_body, spec, handed, settings.max_elements)
-        encoded = plane.execute(kind, spec, decode, encode)
+        request = plane.admit(spec, decode, Allowance(settings.max_work))
+        encoded = encode(request, plane.compute(kind, spec, request))
         if not isinstance(encoded, bytes):  # a streamed result: write it all, as a server would
             b"".join(encoded)
         times.append(time.perf_counter() - start)

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from service import __version__, metrics
 from service.api import batch, health, oip, v1
+from service.api.body import Receiving
 from service.api.models import BatchRequest
 from service.api.schemas import request_model
 from service.config import Settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.receiving = Receiving(settings.max_receiving_bytes)
     app.state.metrics = Metrics()
     include_routers(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, names=MODELS.keys())

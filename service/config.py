@@ -28,8 +28,19 @@ class Settings(BaseSettings):
     """Largest accepted request body, enforced while it streams in (413 beyond)."""
     max_elements: Annotated[int, Field(ge=1)] = 16_777_216
     """Most tensor elements of one request, all tensors together (413 beyond)."""
+    max_work: Annotated[float, Field(gt=0)] = 1.0
+    """Largest estimated cost of one request (a batch's items together), in units of 2 s of
+    one core or 1 GiB of memory, whichever it comes closer to (413 beyond)."""
     max_batch_items: Annotated[int, Field(ge=1)] = 1024
     """Most items of one /v1/batch request (413 beyond)."""
+    body_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a body may pause between chunks, and after which it must average min_body_rate
+    (408 beyond)."""
+    min_body_rate: Annotated[int, Field(ge=0)] = 16384
+    """Bytes per second a body must average once it has taken body_timeout."""
+    max_receiving_bytes: Annotated[int, Field(ge=1)] = 512 * 1024 * 1024
+    """Bytes of request bodies one worker receives at once, all uploads together (503 beyond):
+    the bound on what stalled uploads hold."""
     max_concurrency: Annotated[int, Field(ge=1)] = 4
     """Computations in flight per worker; further requests wait for a slot."""
     queue_timeout: Annotated[float, Field(ge=0)] = 1.0

@@ -1,30 +1,35 @@
-"""The data plane: a decoded request -> a computation slot -> the engine -> an encoded result.
+"""The data plane: a decoded request -> a computation slot -> validation and the work budget ->
+the engine -> an encoded result.
 
-Every wire adapter (v1 JSON, /v2 Open Inference Protocol) calls it with two functions of its
-own: `decode`, which turns its body into a Request, and `encode`, which turns the Result into
-its answer. Both run where the computation runs, in the slot, so that a large body is parsed
-off the event loop. The data plane knows nothing of HTTP, JSON or the binary layout.
+Every wire adapter (v1 JSON, /v1/batch, /v2 Open Inference Protocol) calls it with two
+functions of its own: `decode`, which turns its body into a Request, and `encode`, which turns
+the Result into its answer. Both run in the slot. Where they run is decided by what they
+cost: decoding by the body's size, computing and encoding by the request's estimated work,
+so that the event loop only parses small bodies and routes. The data plane knows nothing of
+HTTP, JSON or the binary layout.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from service.config import Settings
 from service.engine import Engine, Result
-from service.errors import Unavailable
+from service.errors import PayloadTooLarge, Unavailable
 from service.kinds import Kind
-from service.losses.spec import Arrays, Params, Spec
+from service.losses.spec import WORK_BYTES, WORK_SECONDS, Arrays, Cost, Params, Spec
 
 T = TypeVar("T")
 INLINE_BYTES = 1 << 16
-"""Requests up to this size are computed on the event loop: their work, a fraction of a
-millisecond, costs less than the hop to a worker thread."""
+"""Bodies up to this size are decoded on the event loop: a fraction of a millisecond, less
+than the hop to a worker thread."""
+INLINE_SECONDS = 2e-4
+"""Computations estimated to take no longer are run on the event loop, for the same reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +41,35 @@ class Request:
     options: Any
 
 
+@dataclass(slots=True)
+class Allowance:
+    """The work one request (all a batch's items together) may take: max_work."""
+
+    limit: float
+    used: float = 0.0
+    seconds: float = field(default=0.0)
+
+    def spend(self, spec: Spec, cost: Cost) -> None:
+        self.used += cost.work
+        self.seconds += cost.seconds
+        if self.used > self.limit:
+            raise PayloadTooLarge(
+                f"{spec.name} would take about {cost.seconds:.3g} s of one core and"
+                f" {cost.bytes / 2**20:.4g} MiB (work {cost.work:.3g}); the limit is max_work"
+                f" ({self.limit:g}, in units of {WORK_SECONDS:g} s or"
+                f" {WORK_BYTES / 2**30:g} GiB)"
+            )
+
+
 class DataPlane:
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
         self.max_concurrency = settings.max_concurrency
+        self.max_work = settings.max_work
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._queue_timeout = settings.queue_timeout
+        self._busy = 0
+        self._full_since: float | None = None
 
     async def run(
         self,
@@ -52,28 +80,35 @@ class DataPlane:
         *,
         size: int,
     ) -> T:
-        """encode(request, result) of decode(), in a slot (see place)."""
-        return await self.place(partial(self.execute, kind, spec, decode, encode), size=size)
-
-    async def place(self, work: Callable[[], T], *, size: int) -> T:
-        """work() in a slot; on the event loop when `size` (the body's bytes) is small, else
-        in a worker thread. A batch places all its items as one work."""
+        """encode(request, result) of decode(), in a slot: decoded where its `size` (the
+        body's bytes) says, validated, refused past max_work, then computed and encoded where
+        its estimated work says."""
+        allowance = Allowance(self.max_work)
         async with self.slot():
-            if size <= INLINE_BYTES:
-                return work()
-            return await anyio.to_thread.run_sync(work)
+            request = await self.place(
+                lambda: self.admit(spec, decode, allowance), inline=size <= INLINE_BYTES
+            )
+            return await self.place(
+                lambda: encode(request, self.compute(kind, spec, request)),
+                inline=allowance.seconds <= INLINE_SECONDS,
+            )
 
-    def execute(
-        self,
-        kind: Kind,
-        spec: Spec,
-        decode: Callable[[], Request],
-        encode: Callable[[Request, Result], T],
-    ) -> T:
-        """The same, here and now: no slot, no thread."""
+    def admit(self, spec: Spec, decode: Callable[[], Request], allowance: Allowance) -> Request:
+        """The decoded request with its arrays validated, once its cost fits the allowance."""
         request = decode()
-        result = kind.run(self.engine, spec, request.arrays, request.params, request.options)
-        return encode(request, result)
+        arrays = spec.validate(request.arrays, request.params, request.options)
+        allowance.spend(spec, spec.cost(arrays, request.params, request.options))
+        return replace(request, arrays=arrays)
+
+    def compute(self, kind: Kind, spec: Spec, request: Request) -> Result:
+        return kind.run(self.engine, spec, request.arrays, request.params, request.options)
+
+    @staticmethod
+    async def place(work: Callable[[], T], *, inline: bool) -> T:
+        """work() here, or in a worker thread."""
+        if inline:
+            return work()
+        return await anyio.to_thread.run_sync(work)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -88,7 +123,16 @@ class DataPlane:
                 f"all {self.max_concurrency} computation slots are busy; retry shortly",
                 headers={"Retry-After": "1"},
             ) from None
+        self._busy += 1
+        if self._busy == self.max_concurrency:
+            self._full_since = time.monotonic()
         try:
             yield
         finally:
+            self._busy -= 1
+            self._full_since = None
             self._slots.release()
+
+    def saturated_for(self) -> float:
+        """How long every slot has been busy without one coming free (0 when one is free)."""
+        return 0.0 if self._full_since is None else time.monotonic() - self._full_since

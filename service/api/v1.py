@@ -141,7 +141,7 @@ def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
         request: HTTPRequest, plane: DataPlaneDep, settings: SettingsDep
     ) -> Response:
-        body = Body(await read_json_body(request, settings.max_body_bytes))
+        body = Body(await read_json_body(request, settings))
 
         def decode() -> Request:  # takes the body: it is freed once its tensors are read
             return requests.decode_body(spec, body.take(), settings.max_elements)

@@ -6,7 +6,16 @@ from pydantic import Field
 
 from service.errors import Invalid
 from service.losses import checks
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec
+from service.losses.spec import (
+    Arrays,
+    Cost,
+    LossOptions,
+    LossSpec,
+    Params,
+    TensorSpec,
+    itemsize,
+    linear,
+)
 
 
 class CTCParams(Params):
@@ -73,6 +82,25 @@ def _labelled(targets: np.ndarray, lengths: np.ndarray, batch: tuple[int, ...]) 
     return np.arange(targets.shape[-1]) < lengths[:, None]
 
 
+NS_PER_CELL = 20.0
+"""CTC's forward per cell of its alignment lattice, T x N x (2 S + 1) (measured on one core);
+the backward pass adds GRAD_FACTOR - 1 times it."""
+GRAD_FACTOR = 2.5
+
+
+def _ctc_cost(t: Arrays, p: CTCParams, o: LossOptions) -> Cost:
+    """The lattice: T x N x (2 S + 1) cells, S the longest target; PyTorch keeps a float of
+    the computation's dtype per cell (alpha), and with grad a second (beta)."""
+    log_probs, lengths = t["log_probs"], t["target_lengths"]
+    batch = log_probs.shape[1] if log_probs.ndim == 3 else 1
+    longest = int(lengths.max()) if lengths.size else 0
+    cells = log_probs.shape[0] * batch * (2 * longest + 1)
+    factor = GRAD_FACTOR if o.grad else 1.0
+    inputs = linear(t, p, o)
+    seconds = cells * NS_PER_CELL * factor * 1e-9 + inputs.seconds
+    return Cost(seconds, cells * itemsize(o) * (2 if o.grad else 1) + inputs.bytes)
+
+
 LOSSES = (
     LossSpec(
         name="ctc_loss",
@@ -111,5 +139,6 @@ LOSSES = (
         call=F.ctc_loss,
         # "mean" averages loss / target_length over the batch: the batch is the divisor.
         divisor=lambda t, p, o: float(t["log_probs"].shape[1] if t["log_probs"].ndim == 3 else 1),
+        cost=_ctc_cost,
     ),
 )

@@ -6,7 +6,16 @@ import torch.nn.functional as F
 
 from service.losses import checks
 from service.losses.classification import CLASS_WEIGHT, ELEMENT_WEIGHT
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec, per_sample
+from service.losses.spec import (
+    Arrays,
+    Cost,
+    LossOptions,
+    LossSpec,
+    Params,
+    TensorSpec,
+    linear,
+    per_sample,
+)
 
 SIGNS = TensorSpec("target", "1 or -1", "input's shape")
 SCORES = "(C) or (N, C)"
@@ -67,6 +76,20 @@ def _check_multi_margin(t: Arrays, p: MultiMarginParams, o: LossOptions) -> None
     checks.class_indices(t["target"], input)
 
 
+NS_PER_PAIR = 3.0
+"""multilabel_margin_loss per (target label, class) pair of a sample, on one core."""
+
+
+def _multilabel_cost(t: Arrays, p: Params, o: LossOptions) -> Cost:
+    """Quadratic in C: each sample compares each of its up to C target labels with each class."""
+    input = t["input"]
+    classes = checks.class_count(input)
+    pairs = (input.size // classes) * classes * classes
+    inputs = linear(t, p, o)
+    factor = 2.0 if o.grad else 1.0
+    return Cost(pairs * NS_PER_PAIR * factor * 1e-9 + inputs.seconds, inputs.bytes)
+
+
 LOSSES = (
     LossSpec(
         name="margin_ranking_loss",
@@ -125,6 +148,7 @@ LOSSES = (
         ),
         check=_check_multilabel,
         call=F.multilabel_margin_loss,
+        cost=_multilabel_cost,
         divisor=per_sample("input"),
     ),
     LossSpec(

@@ -90,6 +90,44 @@ class LossOptions(Options):
     """Also return the gradient of the loss (of its sum for reduction none) per prediction."""
 
 
+WORK_SECONDS = 2.0
+WORK_BYTES = float(1 << 30)
+NS_PER_ELEMENT = 5.0
+"""What most functions take per element of their tensors on one core, forward (measured with
+`make bench`: cross entropy takes 1 to 4 ns); a gradient triples it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """A computation's estimated time on one core and its peak memory beyond its inputs."""
+
+    seconds: float
+    bytes: float
+
+    @property
+    def work(self) -> float:
+        """In units of 2 s of one core or 1 GiB, whichever the computation comes closer to:
+        what LOSS_SERVICE_MAX_WORK bounds."""
+        return max(self.seconds / WORK_SECONDS, self.bytes / WORK_BYTES)
+
+
+Estimate = Callable[[Arrays, Any, Any], Cost]
+"""estimate(arrays, params, options) -> Cost, from the validated arrays' shapes."""
+
+
+def itemsize(options: Any) -> int:
+    return 8 if options.dtype == "float64" else 4
+
+
+def linear(arrays: Arrays, params: Any, options: Any) -> Cost:
+    """A pass or two over the elements: NS_PER_ELEMENT each (three times that with grad), and
+    a few arrays of their size (results, saved activations, gradients)."""
+    elements = sum(a.size for a in arrays.values())
+    grad = getattr(options, "grad", False)
+    seconds = elements * NS_PER_ELEMENT * (3 if grad else 1) * 1e-9
+    return Cost(seconds, elements * itemsize(options) * (4 if grad else 2))
+
+
 Check = Callable[[Arrays, Any, Any], Arrays | None]
 """check(arrays, params, options) raises Invalid, or returns replaced arrays (or None)."""
 
@@ -113,6 +151,8 @@ class Spec:
     params: type[Params] = Params
     tensor_params: tuple[TensorParam, ...] = ()
     check: Check = _no_check
+    cost: Estimate = linear
+    """Its time and memory as a function of the validated arrays' shapes (spec.Cost)."""
     options: type[Options] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -31,12 +31,12 @@ def multiclass(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
 
 @st.composite
 def multilabel(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
-    """Two classes or more, the last one given at least once: cleanlab's reference reads the
-    class count off the labels and takes only multi-label matrices."""
+    """Two classes or more, the last one given at least once and some label 0: cleanlab's
+    reference reads the class count off the labels and takes only matrices of 0s and 1s."""
     rows, classes = draw(st.integers(1, 6)), draw(st.integers(2, 5))
     logits = draw(arrays(np.float64, (rows, classes), elements=LOGITS))
     labels = draw(arrays(np.int64, (rows, classes), elements=st.integers(0, 1)))
-    labels[0, -1] = 1
+    labels[0, -1], labels[0, 0] = 1, 0
     return logits, labels
 
 
