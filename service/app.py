@@ -1,7 +1,8 @@
 """create_app(settings) -> FastAPI: lifespan, routers, error handlers, middleware."""
 
 import gc
-from collections.abc import AsyncIterator
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from service import __version__, metrics
 from service.api import batch, health, oip, v1
@@ -96,7 +98,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
         raise error
     if error.status_code == 405:
         problem: ServiceError = MethodNotAllowed(f"{request.method} is not allowed on this path")
-        problem.headers.update(error.headers or {})
+        problem.headers["Allow"] = ", ".join(_allowed(request))
     elif error.status_code == 404:
         problem = NotFound(f"no route for {request.method} {request.url.path}")
     else:
@@ -109,6 +111,28 @@ async def _validation_error(request: Request, error: Exception) -> Response:
     if not isinstance(error, RequestValidationError):  # pragma: no cover
         raise error
     return _render(request, from_validation_errors(error.errors()))
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods the path takes, as OpenAPI documents them: those of the documented routes
+    declared for it literally (POST /v1/losses/cross_entropy), else of the documented
+    templates it matches, else of the undocumented ones (Starlette names only the first
+    route's, where a GET and a POST route share a path)."""
+    probe = {**request.scope, "method": "GET"}
+    found: dict[tuple[bool, bool], set[str]] = defaultdict(set)
+    for route in _routes(request.app.routes):
+        if isinstance(route, APIRoute) and route.matches(probe)[0] != Match.NONE:
+            key = (route.include_in_schema, route.path == request.url.path)
+            found[key] |= route.methods or set()
+    order = [(True, True), (True, False), (False, True), (False, False)]
+    return sorted(next((found[key] for key in order if found[key]), set()))
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes, those of included routers among them."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from _routes(included.routes) if included is not None else (route,)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

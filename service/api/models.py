@@ -115,9 +115,10 @@ class LabelQualityResponse(BaseModel):
 
 
 class BatchRequest(BaseModel):
-    """Many losses in one request; each item is a loss's request body plus `loss`, its name."""
+    """Many losses in one request; each item is a loss's request body plus `loss`, its name.
+    An item that is not (an object, say) gets its own error result, not the batch's."""
 
-    items: list[dict[str, Any]] = Field(min_length=1)
+    items: list[Any] = Field(min_length=1)
 
 
 class BatchResponse(BaseModel):

@@ -161,6 +161,10 @@ class Exchange:
             header = msgspec.json.decode(view[:length], type=InferenceRequest)
         except msgspec.DecodeError as error:  # ValidationError among them
             raise BadRequest(f"the inference request is not valid: {error}") from None
+        except RecursionError:  # msgspec stops at Python's recursion limit, about 1000 deep
+            raise BadRequest(
+                "the inference request's arrays or objects are nested too deeply"
+            ) from None
         self.id = header.id
         parameters = dict(header.parameters)
         binary_output = _flag(parameters.pop("binary_data_output", False), "binary_data_output")

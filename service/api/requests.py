@@ -2,6 +2,7 @@
 a result back to its JSON body. Shared by every JSON endpoint, so that each validates alike."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -29,7 +30,7 @@ def decode(spec: Spec, fields: dict[str, msgspec.Raw], budget: Budget) -> Reques
                 "extra_forbidden",
             )
     kinds = spec.element_kinds
-    scalars = {name: plain(raw) for name, raw in fields.items() if name not in kinds}
+    scalars = {name: _scalar(name, raw) for name, raw in fields.items() if name not in kinds}
     params, options = spec.parse_options(scalars)
     reader = TensorReader(budget, np.dtype(options.dtype))
     required = {t.name for t in spec.tensors}
@@ -39,6 +40,21 @@ def decode(spec: Spec, fields: dict[str, msgspec.Raw], budget: Budget) -> Reques
         if name in required or (name in kinds and not _is_null(raw))
     }
     return Request(arrays, params, options)
+
+
+MAX_SCALAR_BYTES = 4096
+"""A parameter is a number, a string, a boolean or a short list (label_quality's scores)."""
+
+
+def _scalar(name: str, raw: msgspec.Raw) -> Any:
+    """The field's value, after checking that it is small: a parameter never costs memory."""
+    if len(raw) > MAX_SCALAR_BYTES:
+        raise Invalid.at(
+            (name,),
+            f"{name} is {len(raw)} bytes of JSON; a parameter takes at most {MAX_SCALAR_BYTES}",
+            "too_large",
+        )
+    return plain(raw)
 
 
 def _is_null(raw: msgspec.Raw) -> bool:

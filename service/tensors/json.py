@@ -37,16 +37,31 @@ _FRACTION = re.compile(rb"[.eE]")
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
 
 
-def parse_fields(body: bytes | bytearray) -> dict[str, msgspec.Raw]:
+TOO_DEEP = "arrays or objects are nested too deeply (a tensor has at most 8 dimensions)"
+
+
+def parse_fields(body: Span) -> dict[str, msgspec.Raw]:
     """The body's fields, each value left as its raw JSON; 400 if the body is not JSON."""
     try:
         fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError:  # not an object, and maybe not JSON at all ("[1, 2")
-        plain(body)
+        _check_syntax(body)
         raise Invalid.at((), "the body must be a JSON object", "object_type") from None
     except msgspec.DecodeError as error:
         raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:  # msgspec stops at Python's recursion limit, about 1000 deep
+        raise Invalid.at((), f"the body's {TOO_DEEP}", "too_deep") from None
     return fields
+
+
+def _check_syntax(body: Span) -> None:
+    """400 unless the body is JSON; its syntax is checked without building its values."""
+    try:
+        msgspec.json.decode(body, type=msgspec.Raw)
+    except msgspec.DecodeError as error:
+        raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise Invalid.at((), f"the body's {TOO_DEEP}", "too_deep") from None
 
 
 def plain(raw: Span) -> Any:
@@ -55,6 +70,8 @@ def plain(raw: Span) -> Any:
         return msgspec.json.decode(raw)
     except msgspec.DecodeError as error:  # ValidationError among them: numbers beyond 64 bits
         raise BadRequest(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise Invalid.at((), f"a value's {TOO_DEEP}", "too_deep") from None
 
 
 @dataclass(slots=True)
@@ -87,52 +104,101 @@ class TensorReader:
         if rank > MAX_RANK:
             raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
         integer = kind != "float" and not _FRACTION.search(span)
-        if rank == 0 or (kind == "int" and not integer):
-            return self._slowly(span, name, kind)  # a number, or the first non-integer named
         dtype = np.dtype(np.int64) if integer else self.float_dtype
+        if rank == 0 or (kind == "int" and not integer):
+            # a number, or the first non-integer named
+            return _cast(self._slowly(span, name, kind, integer), dtype, name, 0)
         counted = self.budget.elements
         try:
-            return self._quickly(span, rank, name, dtype)
-        except (TypeError, ValueError, RuntimeError):  # simdjson's: wrong type, range, syntax
-            self.budget.elements = counted  # the slow path counts this tensor again, whole
-            return self._slowly(span, name, kind)
+            return self._quickly(span, rank, name, kind, dtype)
+        except _Recut:  # a malformed tensor cut where no row ends: read it whole, slowly
+            self.budget.elements = counted
+            return _cast(self._slowly(span, name, kind, integer), dtype, name, 0)
 
-    def _quickly(self, span: memoryview, rank: int, name: str, dtype: np.dtype[Any]) -> np.ndarray:
-        """Chunk by chunk through simdjson, which raises when anything is off."""
-        of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
+    def _quickly(
+        self, span: memoryview, rank: int, name: str, kind: ElementKind, dtype: np.dtype[Any]
+    ) -> np.ndarray:
+        """Chunk by chunk through simdjson, which raises when anything is off; a chunk it
+        refuses is read slowly, alone, so that finding a bad index costs one chunk."""
         parser = _parser()
         parts, rows, inner = [], 0, None
-        for chunk in _row_chunks(span, rank):
-            document = parser.parse(chunk)
-            if not isinstance(document, simdjson.Array):
-                raise ValueError("not an array")
-            shape = _shape(document)
-            if len(shape) != rank or (inner is not None and shape[1:] != inner):
-                raise ValueError("ragged")
-            inner = shape[1:]
-            if _check_rows(document, shape) != chunk.count(b"["):
-                raise ValueError("an array where a number should be")
-            self.budget.count(prod(shape))
-            values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
-            del document  # the parser takes no new chunk while a document refers to it
-            parts.append(_cast(values.reshape(shape), dtype, name, rows))
-            rows += shape[0]
+        chunks = _row_chunks(span, rank)
+        for chunk in chunks:
+            try:
+                values = self._chunk(parser, chunk, rank, inner, dtype)
+            except (TypeError, ValueError, RuntimeError):  # simdjson's: type, range, syntax
+                values = self._slow_chunk(chunk, span, name, kind, dtype, rows, inner)
+            inner = values.shape[1:]
+            parts.append(_cast(values, dtype, name, rows))
+            rows += values.shape[0]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _slowly(self, span: memoryview, name: str, kind: ElementKind) -> np.ndarray:
-        """As Python lists: raises on the first bad index, or reads what the fast path could
-        not (an integer beyond 64 bits in a float tensor, say)."""
+    def _chunk(
+        self,
+        parser: simdjson.Parser,
+        chunk: bytes,
+        rank: int,
+        inner: tuple[int, ...] | None,
+        dtype: np.dtype[Any],
+    ) -> np.ndarray:
+        document = parser.parse(chunk)
+        if not isinstance(document, simdjson.Array):
+            raise ValueError("not an array")
+        shape = _shape(document)
+        if len(shape) != rank or (inner is not None and shape[1:] != inner):
+            raise ValueError("ragged")
+        if _check_rows(document, shape) != chunk.count(b"["):
+            raise ValueError("an array where a number should be")
+        of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
+        values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
+        del document  # the parser takes no new chunk while a document refers to it
+        self.budget.count(prod(shape))
+        return values.reshape(shape)
+
+    def _slow_chunk(
+        self,
+        chunk: bytes,
+        span: memoryview,
+        name: str,
+        kind: ElementKind,
+        dtype: np.dtype[Any],
+        rows: int,
+        inner: tuple[int, ...] | None,
+    ) -> np.ndarray:
+        """The chunk read slowly, its indices offset by the rows before it."""
+        try:
+            return self._slowly(memoryview(chunk), name, kind, dtype.kind == "i", rows, inner)
+        except BadRequest:
+            if len(chunk) < len(span):  # cut where no row ends: it is not JSON by itself
+                raise _Recut from None
+            raise
+
+    def _slowly(
+        self,
+        span: memoryview,
+        name: str,
+        kind: ElementKind,
+        integer: bool,
+        offset: int = 0,
+        inner: tuple[int, ...] | None = None,
+    ) -> np.ndarray:
+        """As Python lists: raises on the first bad index (counted from `offset` rows, each
+        row of shape `inner` where the rows before had it), or reads what the fast path could
+        not (an integer beyond 64 bits in a float tensor, say): int64 or float64."""
         value = plain(span)
         shape = _shape(value)
         if len(shape) > MAX_RANK:
             raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
+        if inner is not None and shape:
+            shape = (shape[0], *inner)
         self.budget.count(prod(shape))
-        for index, element in _walk(value, shape, (name,)):
+        for index, element in _walk(value, shape, (name,), offset):
             _check_number(element, index, kind)
-        integer = kind != "float" and not _FRACTION.search(span)
-        if integer:
-            return np.array(value, dtype=np.int64)
-        return _cast(np.array(value, dtype=np.float64), self.float_dtype, name, 0)
+        return np.array(value, dtype=np.int64 if integer else np.float64)
+
+
+class _Recut(Exception):
+    """A chunk that is not JSON by itself: the tensor is read whole instead."""
 
 
 _local = threading.local()
@@ -229,8 +295,11 @@ def _check_number(value: Any, loc: Loc, kind: ElementKind) -> None:
         )
 
 
-def _walk(value: Any, shape: tuple[int, ...], loc: Loc) -> Iterator[tuple[Loc, Any]]:
-    """Yields (loc, leaf) in row-major order, raising on the first array of the wrong length."""
+def _walk(
+    value: Any, shape: tuple[int, ...], loc: Loc, offset: int = 0
+) -> Iterator[tuple[Loc, Any]]:
+    """Yields (loc, leaf) in row-major order, raising on the first array of the wrong length;
+    the first dimension's indices start at `offset` (a chunk's first row)."""
     if not shape:
         yield loc, value
         return
@@ -246,7 +315,7 @@ def _walk(value: Any, shape: tuple[int, ...], loc: Loc) -> Iterator[tuple[Loc, A
             "ragged",
         )
     for i, element in enumerate(value):
-        yield from _walk(element, shape[1:], (*loc, i))
+        yield from _walk(element, shape[1:], (*loc, i + offset))
 
 
 def _where(loc: Loc) -> str:

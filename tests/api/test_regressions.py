@@ -28,3 +28,59 @@ def test_a_float_parameter_beyond_the_dtype(
     assert found["detail"] == detail
     assert found["errors"][0]["loc"] == ["body", list(body)[-1]]
     assert client.post(f"/v1/losses/{name}", json=body | {"dtype": "float64"}).status_code == 200
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+TOO_DEEP = "the body's arrays or objects are nested too deeply (a tensor has at most 8 dimensions)"
+NESTED = b"[" * 1000 + b"]" * 1000
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "status", "detail"),
+    [
+        ("/v1/losses/mse_loss", NESTED, 422, TOO_DEEP),
+        ("/v1/losses/mse_loss", DEEP, 422, TOO_DEEP),
+        ("/v1/losses/mse_loss", b"[[1, 2]]", 422, "the body must be a JSON object"),
+        (
+            "/v1/losses/mse_loss",
+            b'{"input": ' + NESTED + b', "target": [1]}',
+            422,
+            "the body's arrays or objects are nested too deeply (a tensor has at most 8"
+            " dimensions)",
+        ),
+        (
+            "/v1/losses/mse_loss",
+            b'{"input": [1], "target": [1], "reduction": ' + DEEP + b"}",
+            422,
+            "the body's arrays or objects are nested too deeply (a tensor has at most 8"
+            " dimensions)",
+        ),
+        (
+            "/v1/batch",
+            b'{"items": ' + NESTED + b"}",
+            422,
+            "the body's arrays or objects are nested too deeply (a tensor has at most 8"
+            " dimensions)",
+        ),
+        (
+            "/v1/losses/mse_loss",
+            b'{"input": [1], "target": [1], "reduction": [' + b"1, " * 2000 + b"1]}",
+            422,
+            "reduction is 6003 bytes of JSON; a parameter takes at most 4096",
+        ),
+    ],
+)
+def test_deep_or_large_json_is_a_4xx(
+    client: TestClient, path: str, content: bytes, status: int, detail: str
+) -> None:
+    response = client.post(path, content=content, headers={"content-type": "application/json"})
+    assert problem(response, status)["detail"] == detail
+
+
+def test_deep_json_on_v2_is_a_400(client: TestClient) -> None:
+    content = b'{"inputs": [], "parameters": {"dim": ' + NESTED + b"}}"
+    response = client.post("/v2/models/softmax/infer", content=content)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "the inference request's arrays or objects are nested too deeply"
+    }

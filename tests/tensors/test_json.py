@@ -104,9 +104,15 @@ def test_sound_large_tensors_take_the_fast_path(shape: tuple[int, ...]) -> None:
     """The slow path gives the same numbers, only 50 times slower: check it is not taken."""
     array = np.round(np.random.default_rng(0).normal(size=shape), 4)
     raw = parse_fields(orjson.dumps({"x": array}, option=orjson.OPT_SERIALIZE_NUMPY))["x"]
-    reader = TensorReader(Budget(10**8), np.dtype(np.float32))
-    fast = reader._quickly(memoryview(raw), len(shape), "x", np.dtype(np.float32))
+    fast = FastOnly(Budget(10**8), np.dtype(np.float32)).read(raw, "x", "float")
     np.testing.assert_array_equal(fast, array.astype(np.float32))
+
+
+class FastOnly(TensorReader):
+    """A reader that fails where a chunk would be read slowly."""
+
+    def _slow_chunk(self, *args: Any) -> np.ndarray:
+        raise AssertionError("a chunk took the slow path")
 
 
 @pytest.mark.parametrize(
