@@ -1,8 +1,11 @@
 """create_app(settings) -> FastAPI: lifespan, routers, error handlers, middleware."""
 
+import asyncio
 import gc
+import logging
+import signal
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,14 +23,14 @@ from service.api import batch, health, oip, v1
 from service.api.body import Receiving
 from service.api.models import BatchRequest
 from service.api.schemas import request_model
+from service.auth import Authenticate, Keys, guarded
 from service.config import Settings
 from service.dataplane import DataPlane
 from service.engine import Engine
 from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
 from service.kinds import KINDS, MODELS
-from service.metrics import Metrics, MetricsMiddleware
+from service.metrics import Metrics, Observe
 from service.protocol import SCHEMAS as PROTOCOL
-from service.protocol import InferenceError
 
 DESCRIPTION = """PyTorch loss functions and their gradients over HTTP.
 
@@ -44,7 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(engine.warm_up)
         gc.freeze()  # the app's and torch's objects live on: spare them every collection
         app.state.dataplane = DataPlane(engine, settings)
+        reload = settings.api_keys_file is not None and _on_sighup(app.state.keys.reload)
         yield
+        if reload:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
     app = FastAPI(
         title="loss-service",
@@ -57,12 +63,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.receiving = Receiving(settings.max_receiving_bytes)
     app.state.metrics = Metrics()
     include_routers(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, names=MODELS.keys())
+    app.state.keys = Keys(settings)
+    app.add_middleware(Authenticate, keys=app.state.keys)
+    app.add_middleware(
+        Observe, metrics=app.state.metrics, names=MODELS.keys(), log_format=settings.log_format
+    )
+    _log_to_stderr(settings)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _on_sighup(reload: Callable[[], None]) -> bool:
+    """Calls `reload` on SIGHUP where the platform and the thread allow a handler."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+        return False
+    return True
+
+
+def _log_to_stderr(settings: Settings) -> None:
+    """The service's own logs (access lines, unexpected errors) go to stderr, in every worker."""
+    logger = logging.getLogger("loss_service")
+    logger.setLevel(settings.log_level.upper() if settings.log_level != "trace" else "DEBUG")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def include_routers(app: FastAPI) -> None:
@@ -85,11 +116,7 @@ async def _service_error(request: Request, error: Exception) -> Response:
 
 
 def _render(request: Request, error: ServiceError) -> Response:
-    """A problem document, or on /v2 the protocol's {"error": detail}, with the same status."""
-    if request.url.path == "/v2" or request.url.path.startswith("/v2/"):
-        content = msgspec.json.encode(InferenceError(error.detail))
-        return Response(content, error.status, error.headers, media_type="application/json")
-    return error.response()
+    return error.response(request.url.path)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
@@ -135,6 +162,23 @@ def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
         yield from _routes(included.routes) if included is not None else (route,)
 
 
+def _declare_keys(schema: dict[str, Any]) -> None:
+    """The bearer scheme, on every operation that takes a key when keys are configured."""
+    schema["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key, required where LOSS_SERVICE_API_KEYS or"
+            " LOSS_SERVICE_API_KEYS_FILE sets any.",
+        }
+    }
+    for path, operations in schema["paths"].items():
+        if guarded(path):
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}, {}]
+                operation["responses"].setdefault("401", {"description": "No or a wrong API key"})
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document plus the per-loss request schemas that the POST routes refer to."""
     if app.openapi_schema is None:
@@ -152,5 +196,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             PROTOCOL, ref_template="#/components/schemas/{name}"
         )
         components.update(protocol)
+        _declare_keys(schema)
         app.openapi_schema = schema
     return app.openapi_schema

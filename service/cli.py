@@ -61,5 +61,6 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        access_log=False,  # the service writes its own (service.metrics.Observe)
         timeout_graceful_shutdown=30,
     )

@@ -1,7 +1,8 @@
 """Settings, read from LOSS_SERVICE_* environment variables."""
 
 import re
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,8 +46,15 @@ class Settings(BaseSettings):
     """Computations in flight per worker; further requests wait for a slot."""
     queue_timeout: Annotated[float, Field(ge=0)] = 1.0
     """Seconds a request waits for a computation slot before a 503 with Retry-After."""
+    api_keys: str = ""
+    """Comma-separated API keys; with none (and no api_keys_file) the service is open."""
+    api_keys_file: Path | None = None
+    """A file of API keys, one a line, re-read on SIGHUP."""
     log_level: str = "info"
-    """uvicorn log level: critical, error, warning, info, debug or trace."""
+    """Log level (uvicorn's and the access log's): critical, error, warning, info, debug or
+    trace."""
+    log_format: Literal["json", "text"] = "json"
+    """Access log lines: one JSON object per request, or a line of text."""
 
     @field_validator("device")
     @classmethod

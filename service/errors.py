@@ -68,13 +68,22 @@ class ServiceError(Exception):
             ]
         return body
 
-    def response(self) -> Response:
+    def response(self, path: str = "") -> Response:
+        """A problem document, or on a /v2 path the Open Inference Protocol's {"error": detail},
+        with the same status and headers."""
+        if path == "/v2" or path.startswith("/v2/"):
+            content = orjson.dumps({"error": self.detail})
+            return Response(content, self.status, self.headers, media_type="application/json")
         return Response(
             orjson.dumps(self.problem()),
             status_code=self.status,
             headers=self.headers,
             media_type=PROBLEM_JSON,
         )
+
+
+class Unauthorized(ServiceError):
+    status = HTTPStatus.UNAUTHORIZED
 
 
 class BadRequest(ServiceError):

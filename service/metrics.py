@@ -1,14 +1,27 @@
-"""Prometheus metrics: a registry per app, a pure ASGI middleware, and the /metrics route."""
+"""Observing requests: a Prometheus registry per app, a pure ASGI middleware that counts, times
+and logs every request (with its id) and turns anything unexpected into a 500 problem, and
+the /metrics route."""
 
+import json
+import logging
+import re
 import time
+import uuid
 from collections.abc import Collection
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import ServiceError
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""An X-Request-ID the service echoes; any other is replaced by a new one."""
+access = logging.getLogger("loss_service.access")
+errors = logging.getLogger("loss_service.error")
 
 
 class Metrics:
@@ -27,44 +40,113 @@ class Metrics:
         )
 
 
-class MetricsMiddleware:
-    """Counts and times every HTTP request by method, route template, function and status.
+class Internal(ServiceError):
+    status = 500
 
-    The `loss` label holds the function's name (a loss, an activation: a /v2 model) where the
-    route computes or describes one, else "".
+
+class Observe:
+    """Every HTTP request: an id (X-Request-ID, echoed, or a new one), its metrics by method,
+    route template, function and status, and one access log line; an unexpected exception is
+    logged with its trace and the id, and answered with a 500 problem that shows neither.
+
+    Label values are bounded by what the service declares: a path no route takes, or a method
+    its route does not, counts as method "other" on route "unmatched"; `loss` is a function's
+    name on the routes that compute or describe one, else "".
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, names: Collection[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, names: Collection[str], log_format: str
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.names = names
+        self.log_format = log_format
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        seen = {"status": 500, "started": False, "in": 0, "out": 0}
 
-        async def send_status(message: Message) -> None:
-            nonlocal status
+        async def counted_receive() -> Message:
+            message = await receive()
+            seen["in"] += len(message.get("body", b""))
+            return message
+
+        async def observed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = message["status"]
+                seen["status"], seen["started"] = message["status"], True
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                seen["out"] += len(message.get("body", b""))
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, counted_receive, observed_send)
+        except Exception:
+            errors.exception("unexpected error in request %s", request_id)
+            if not seen["started"]:
+                await _internal(scope, observed_send, request_id)
         finally:
-            route = scope.get("route")
-            name = scope.get("path_params", {}).get("name") or scope["path"].rsplit("/", 1)[-1]
-            labels = (
-                scope["method"],
-                getattr(route, "path", "unmatched"),
-                name if route is not None and name in self.names else "",
-                str(status),
-            )
-            self.metrics.requests.labels(*labels).inc()
-            self.metrics.latency.labels(*labels).observe(time.perf_counter() - start)
+            self._record(scope, seen, time.perf_counter() - start, request_id)
+
+    def _record(self, scope: Scope, seen: dict[str, Any], seconds: float, request_id: str) -> None:
+        route = scope.get("route")
+        methods = getattr(route, "methods", None) or ()
+        matched = route is not None and scope["method"] in methods
+        name = scope.get("path_params", {}).get("name") or scope["path"].rsplit("/", 1)[-1]
+        labels = (
+            scope["method"] if matched else "other",
+            getattr(route, "path", "unmatched") if matched else "unmatched",
+            name if matched and name in self.names else "",
+            str(seen["status"]),
+        )
+        self.metrics.requests.labels(*labels).inc()
+        self.metrics.latency.labels(*labels).observe(seconds)
+        line = {
+            "request_id": request_id,
+            "method": scope["method"][:16],
+            "route": labels[1],
+            "loss": labels[2],
+            "status": seen["status"],
+            "duration_ms": round(seconds * 1e3, 3),
+            "bytes_in": seen["in"],
+            "bytes_out": seen["out"],
+        }
+        access.info(_format(line, self.log_format))
+
+
+def _format(line: dict[str, Any], log_format: str) -> str:
+    if log_format == "json":
+        return json.dumps(line)
+    return (
+        f"{line['method']} {line['route']} {line['status']} {line['duration_ms']} ms"
+        f" in={line['bytes_in']} out={line['bytes_out']} id={line['request_id']}"
+        + (f" loss={line['loss']}" if line["loss"] else "")
+    )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+async def _internal(scope: Scope, send: Send, request_id: str) -> None:
+    """The 500: a problem document (or /v2's error) naming the request id, no trace."""
+    error = Internal(f"an unexpected error; it is logged with request id {request_id}")
+    response = error.response(scope["path"])
+
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await response(scope, no_body, send)
 
 
 def build_router() -> APIRouter:
