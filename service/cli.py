@@ -45,6 +45,7 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
     import uvicorn
 
     from service.config import Settings
+    from service.http import GuardedHttpTools
 
     # Flags become environment variables so that every worker process reads the same settings.
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
@@ -62,5 +63,7 @@ def _serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers=settings.workers,
         log_level=settings.log_level,
         access_log=False,  # the service writes its own (service.metrics.Observe)
-        timeout_graceful_shutdown=30,
+        http=GuardedHttpTools,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )

@@ -42,6 +42,27 @@ class Settings(BaseSettings):
     max_receiving_bytes: Annotated[int, Field(ge=1)] = 512 * 1024 * 1024
     """Bytes of request bodies one worker receives at once, all uploads together (503 beyond):
     the bound on what stalled uploads hold."""
+    header_timeout: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds a request's headers may take to arrive, counted from the connection (or the
+    previous response); 408 and the connection closes beyond."""
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 65536
+    """Largest request head, request line and headers (431 beyond)."""
+    max_headers: Annotated[int, Field(ge=1)] = 100
+    """Most headers in one request (431 beyond)."""
+    max_connections: Annotated[int, Field(ge=1)] = 512
+    """Open connections per worker; beyond it only the health probes are served (503), and
+    past 32 more a new connection is closed at once."""
+    keep_alive_timeout: Annotated[int, Field(ge=1)] = 5
+    """Seconds an idle keep-alive connection stays open."""
+    write_timeout: Annotated[float, Field(gt=0)] = 30.0
+    """Seconds one write of a response may wait for the client to read; past it the response
+    is dropped and the connection closed."""
+    shutdown_timeout: Annotated[int, Field(ge=1)] = 20
+    """Seconds SIGTERM waits for requests in flight: keep it under the pod's
+    terminationGracePeriodSeconds (30 in deploy/k8s)."""
+    unready_after: Annotated[float, Field(gt=0)] = 10.0
+    """Seconds every computation slot may stay busy before readiness answers 503, so that a
+    load balancer sends new work elsewhere; liveness stays 200."""
     max_concurrency: Annotated[int, Field(ge=1)] = 4
     """Computations in flight per worker; further requests wait for a slot."""
     queue_timeout: Annotated[float, Field(ge=0)] = 1.0

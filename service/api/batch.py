@@ -15,7 +15,7 @@ from fastapi import APIRouter, Response
 from starlette.requests import Request as HTTPRequest
 
 from service.api import requests
-from service.api.body import Body, read_json_body
+from service.api.body import CLIENT_GONE, Body, Gone, read_json_body, unless_gone
 from service.api.deps import DataPlaneDep, SettingsDep
 from service.api.models import BatchResponse
 from service.api.v1 import PROBLEMS
@@ -60,13 +60,18 @@ async def batch(request: HTTPRequest, plane: DataPlaneDep, settings: SettingsDep
         content = encode({"results": results})
         return content if isinstance(content, bytes) else b"".join(content)
 
-    try:
+    async def run() -> bytes:
         async with plane.slot():
             admitted = await plane.place(admit, inline=len(body) <= INLINE_BYTES)
             inline = allowance.seconds <= INLINE_SECONDS
-            content = await plane.place(lambda: compute(admitted), inline=inline)
+            return await plane.place(lambda: compute(admitted), inline=inline)
+
+    try:
+        content = await unless_gone(request, run())
     except ServiceError as error:
         raise error.under("body") from None
+    except Gone:
+        return Response(status_code=CLIENT_GONE)
     return Response(content, media_type="application/json")
 
 

@@ -22,6 +22,19 @@ async def get_dataplane(request: Request) -> DataPlane:
     return plane
 
 
+async def get_ready(request: Request) -> DataPlane:
+    """The data plane, or 503 when it is not loaded or every slot has stayed busy for
+    unready_after seconds (a load balancer then sends new work elsewhere)."""
+    plane = await get_dataplane(request)
+    settings: Settings = request.app.state.settings
+    busy = plane.saturated_for()
+    if busy > settings.unready_after:
+        raise Unavailable(
+            f"every computation slot has been busy for {busy:.0f} s", headers={"Retry-After": "1"}
+        )
+    return plane
+
+
 async def get_engine(request: Request) -> Engine:
     return (await get_dataplane(request)).engine
 
@@ -29,3 +42,4 @@ async def get_engine(request: Request) -> Engine:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+ReadyDep = Annotated[DataPlane, Depends(get_ready)]

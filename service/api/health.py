@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.api.deps import EngineDep
+from service.api.deps import ReadyDep
 from service.api.models import Health, Ready
 
 router = APIRouter(tags=["health"])
@@ -13,6 +13,14 @@ async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", responses={503: {"description": "The engine is not loaded yet."}})
-async def readyz(engine: EngineDep) -> Ready:
-    return Ready(devices=engine.devices)
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "The engine is not loaded yet, or every computation slot has been"
+            " busy for unready_after seconds."
+        }
+    },
+)
+async def readyz(plane: ReadyDep) -> Ready:
+    return Ready(devices=plane.engine.devices)

@@ -17,8 +17,8 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import Request as HTTPRequest
 
 from service import __version__
-from service.api.body import Body, is_json, read_body
-from service.api.deps import DataPlaneDep, SettingsDep
+from service.api.body import CLIENT_GONE, Body, Gone, is_json, read_body, unless_gone
+from service.api.deps import DataPlaneDep, ReadyDep, SettingsDep
 from service.dataplane import Request
 from service.engine import Result
 from service.errors import BadRequest, Invalid, NotFound, UnsupportedMediaType, not_found
@@ -82,8 +82,9 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
         """Liveness: the process answers."""
         return _json(ServerLive(True))
 
-    async def server_ready(plane: DataPlaneDep) -> Response:
-        """Readiness: every model is ready once the engine is loaded (503 before)."""
+    async def server_ready(plane: ReadyDep) -> Response:
+        """Readiness: every model is ready once the engine is loaded (503 before, and while
+        every computation slot has been busy for unready_after seconds)."""
         return _json(ServerReady(True))
 
     async def model_metadata(name: str, version: str | None = None) -> Response:
@@ -119,7 +120,12 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
         def decode() -> Request:
             return exchange.decode(body.take(), header_length, settings.max_elements)
 
-        return await plane.run(kind, spec, decode, exchange.encode, size=len(body))
+        try:
+            return await unless_gone(
+                request, plane.run(kind, spec, decode, exchange.encode, size=len(body))
+            )
+        except Gone:
+            return Response(status_code=CLIENT_GONE)
 
     route("", server_metadata, "ServerMetadata")
     route("/health/live", server_live, "ServerLive")
@@ -248,9 +254,14 @@ class Exchange:
         )
 
 
+PIECE = 1 << 20
+"""Binary outputs are written a megabyte at a time (service.http.WriteTimeout)."""
+
+
 async def _chunks(parts: list[memoryview]) -> AsyncIterator[memoryview]:
     for part in parts:
-        yield part
+        for start in range(0, len(part), PIECE):
+            yield part[start : start + PIECE]
 
 
 def _takes_json(content_type: str | None) -> bool:

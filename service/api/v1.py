@@ -11,7 +11,7 @@ from starlette.requests import Request as HTTPRequest
 
 from service import __version__
 from service.api import requests
-from service.api.body import Body, read_json_body
+from service.api.body import CLIENT_GONE, Body, Gone, read_json_body, unless_gone
 from service.api.deps import DataPlaneDep, EngineDep, SettingsDep
 from service.api.models import Info, Limits, Problem
 from service.api.schemas import request_model
@@ -147,11 +147,14 @@ def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
             return requests.decode_body(spec, body.take(), settings.max_elements)
 
         try:
-            content = await plane.run(
+            work = plane.run(
                 kind, spec, decode, partial(requests.encode_result, kind), size=len(body)
             )
+            content = await unless_gone(request, work)
         except ServiceError as error:
             raise error.under("body") from None
+        except Gone:
+            return Response(status_code=CLIENT_GONE)
         if isinstance(content, bytes):
             return Response(content, media_type="application/json")
         return StreamingResponse(content, media_type="application/json")
