@@ -28,7 +28,6 @@ from service.config import Settings
 from service.dataplane import DataPlane
 from service.engine import Engine
 from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
-from service.http import WriteTimeout
 from service.kinds import KINDS, MODELS
 from service.metrics import Metrics, Observe
 from service.protocol import SCHEMAS as PROTOCOL
@@ -66,7 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_routers(app)
     app.state.keys = Keys(settings)
     app.add_middleware(Authenticate, keys=app.state.keys)
-    app.add_middleware(WriteTimeout, timeout=settings.write_timeout)
     app.add_middleware(
         Observe, metrics=app.state.metrics, names=MODELS.keys(), log_format=settings.log_format
     )

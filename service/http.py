@@ -1,6 +1,7 @@
 """uvicorn's httptools protocol with the connection hygiene it lacks, so that the service needs
 no proxy in front: a deadline for a request's headers (408), limits on their size and count
-(431), and a cap on open connections that keeps room for the health probes (503).
+(431), a cap on open connections that keeps room for the health probes (503), and a write
+timeout: a response the client stops reading is dropped.
 
 uvicorn itself brings the keep-alive idle timeout and the graceful-shutdown timeout; the body's
 timeouts and minimum rate are the app's (service.api.body). Everything is a LOSS_SERVICE_*
@@ -37,7 +38,9 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.max_header_bytes = settings.max_header_bytes
         self.max_headers = settings.max_headers
         self.max_connections = settings.max_connections
+        self.write_timeout = settings.write_timeout
         self._deadline: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._header_count = 0
         self._reading_headers = True
@@ -107,9 +110,28 @@ class GuardedHttpTools(HttpToolsProtocol):
         if not self.transport.is_closing():
             self._await_headers()  # the next request on this connection has the same deadline
 
+    def pause_writing(self) -> None:
+        """The socket's buffer is full: the client has write_timeout to read on."""
+        super().pause_writing()
+        if self._stalled is None:
+            self._stalled = self.loop.call_later(self.write_timeout, self._unread)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _unread(self) -> None:
+        """Drops the connection and what waits in its buffer; the response's sends then end,
+        and with them the memory the response held."""
+        log.info("a response was not read within write_timeout (%s s): dropped", self.write_timeout)
+        self.transport.abort()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
+        for timer in (self._deadline, self._stalled):
+            if timer is not None:
+                timer.cancel()
         super().connection_lost(exc)
 
     def _refuse(self, status: int, detail: str) -> None:
@@ -132,36 +154,3 @@ class GuardedHttpTools(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
-
-
-class WriteTimeout:
-    """A pure ASGI middleware: a response the client does not read within write_timeout is
-    dropped. Each write that waits longer stops the response; uvicorn then closes the
-    connection, and what the response still held (its arrays, the pieces not yet written) is
-    freed. Large responses go out in pieces of a megabyte or less, so that little waits in the
-    socket's buffer."""
-
-    def __init__(self, app: Any, timeout: float) -> None:
-        self.app = app
-        self.timeout = timeout
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def timed_send(message: Any) -> None:
-            try:
-                async with asyncio.timeout(self.timeout):
-                    await send(message)
-            except TimeoutError:
-                raise Unread from None
-
-        try:
-            await self.app(scope, receive, timed_send)
-        except Unread:
-            log.info("a response was not read within write_timeout (%s s): dropped", self.timeout)
-
-
-class Unread(Exception):
-    """The client stopped reading the response."""

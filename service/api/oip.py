@@ -255,7 +255,8 @@ class Exchange:
 
 
 PIECE = 1 << 20
-"""Binary outputs are written a megabyte at a time (service.http.WriteTimeout)."""
+"""Binary outputs are written a megabyte at a time, so that little waits in a socket's buffer
+for a client that stopped reading (service.http's write timeout)."""
 
 
 async def _chunks(parts: list[memoryview]) -> AsyncIterator[memoryview]:
