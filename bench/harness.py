@@ -181,3 +181,23 @@ def status_kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
+
+
+def peak_rss(request: Post, warm_up: Post) -> dict[str, float]:
+    """A fresh service: resident memory idle (after `warm_up`), and its peak while serving
+    `request`, against the request's body."""
+    content, path, headers = request
+    with serving("service") as (url, process):
+        small, small_path, small_headers = warm_up
+        httpx2.post(url + small_path, content=small, headers=small_headers)
+        idle = status_kib(process.pid, "VmRSS")
+        response = httpx2.post(url + path, content=content, headers=headers, timeout=300)
+        peak = status_kib(process.pid, "VmHWM")
+    if response.status_code != 200:
+        raise RuntimeError(f"peak RSS request failed: {response.status_code}")
+    return {
+        "body_mib": len(content) / 2**20,
+        "idle_mib": idle / 1024,
+        "peak_mib": peak / 1024,
+        "peak_over_idle_per_body": (peak - idle) * 1024 / len(content),
+    }

@@ -9,13 +9,12 @@ digits a number has); the JSON path is the v1 cells of the same run.
 import statistics
 import time
 
-import httpx2
 import numpy as np
 import orjson
 import torch
 import torch.nn.functional as F
 
-from bench.harness import Cell, Post, cell, serving, status_kib
+from bench.harness import Cell, Post, cell, peak_rss, serving
 
 SIZES = [(1024, 1000), (4096, 1000)]
 PATH = "/v2/models/cross_entropy/infer"
@@ -97,27 +96,8 @@ def measure(sizes: list[tuple[int, int]], json_cells: list[Cell], repeats: int) 
                     "binary_over_floor": binary_ms / floor_ms,
                 }
             )
-    return {"rows": rows, "memory": peak_rss(sizes[-1])}
-
-
-def peak_rss(size: tuple[int, int]) -> dict[str, float]:
-    """A fresh service: resident memory idle, and its peak while serving one binary request
-    with grad."""
-    content, path, headers = binary_request(*size, True)
-    with serving("service") as (url, process):
-        small, _, small_headers = binary_request(2, 2, True)
-        httpx2.post(url + path, content=small, headers=small_headers)
-        idle = status_kib(process.pid, "VmRSS")
-        response = httpx2.post(url + path, content=content, headers=headers, timeout=300)
-        peak = status_kib(process.pid, "VmHWM")
-    if response.status_code != 200:
-        raise RuntimeError(f"peak RSS request failed: {response.status_code}")
-    return {
-        "body_mib": len(content) / 2**20,
-        "idle_mib": idle / 1024,
-        "peak_mib": peak / 1024,
-        "peak_over_idle_per_body": (peak - idle) * 1024 / len(content),
-    }
+    memory = peak_rss(binary_request(*sizes[-1], True), binary_request(2, 2, True))
+    return {"rows": rows, "memory": memory}
 
 
 def report(section: dict) -> None:

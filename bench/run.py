@@ -19,10 +19,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import httpx2
-
 from bench import oip, pipeline
-from bench.harness import PATH, Cell, body, cell, load, serving, status_kib
+from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
 QUICK_SIZES = [(32, 10), (256, 100), (1024, 1000)]
@@ -55,26 +53,6 @@ def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
             b"".join(encoded)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
-
-
-def peak_rss(size: tuple[int, int]) -> dict[str, float]:
-    """A fresh service: resident memory idle, and its peak while serving one request."""
-    content = body(*size, True)
-    with serving("service") as (url, process):
-        httpx2.post(url + PATH, json={"input": [[0.0, 1.0]], "target": [1], "grad": True})
-        idle = status_kib(process.pid, "VmRSS")
-        response = httpx2.post(
-            url + PATH, content=content, headers={"content-type": "application/json"}, timeout=300
-        )
-        peak = status_kib(process.pid, "VmHWM")
-    if response.status_code != 200:
-        raise RuntimeError(f"peak RSS request failed: {response.status_code}")
-    return {
-        "body_mib": len(content) / 2**20,
-        "idle_mib": idle / 1024,
-        "peak_mib": peak / 1024,
-        "peak_over_idle_per_body": (peak - idle) * 1024 / len(content),
-    }
 
 
 def main() -> None:
@@ -117,7 +95,11 @@ def main() -> None:
         load(url, body(32, 10, True), 8, 2.0, 1000)
         two = cell("service x2", url, (256, 100), True, 8)
         print(_row(two), flush=True)
-    memory = peak_rss((4096, 1000) if not args.quick else (1024, 1000))
+    json_headers = {"content-type": "application/json"}
+    size = (4096, 1000) if not args.quick else (1024, 1000)
+    memory = peak_rss(
+        (body(*size, True), PATH, json_headers), (body(2, 2, True), PATH, json_headers)
+    )
     report = _report(cells, limits, two, memory)
     report["v2"] = oip.measure(v2_sizes, [c for c in cells if c.server == "service"], repeats)
     report["pipeline"] = pipeline.measure()
