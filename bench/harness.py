@@ -22,6 +22,7 @@ SERVERS = {
     "service": ["-m", "service", "serve"],
     "baseline": ["-m", "uvicorn", "bench.baseline:app", "--log-level", "warning"],
     "floor": ["-m", "uvicorn", "bench.floor:app", "--log-level", "warning"],
+    "upload": ["-m", "uvicorn", "bench.upload:app", "--log-level", "warning"],
 }
 SERVICE_ENV = {
     "LOSS_SERVICE_LOG_LEVEL": "warning",

@@ -1,9 +1,9 @@
 """The /v2 binary path against the v1 JSON path and its floor, measured in the same run.
 
-The floor of a binary request is its upload (the floor app reads the body and answers a
-constant) plus torch's own forward (and backward) in this process, on one thread: what no
-server can avoid. Logits are full-precision float32 (binary data does not care how many
-digits a number has); the JSON path is the v1 cells of the same run.
+The floor of a binary request is its upload (bench/upload.py, a raw ASGI app that reads the
+body and answers a constant) plus torch's own forward (and backward) in this process, on one
+thread: what no server can avoid. Logits are full-precision float32 (binary data does not
+care how many digits a number has); the JSON path is the v1 cells of the same run.
 """
 
 import statistics
@@ -70,7 +70,7 @@ def compute_ms(size: tuple[int, int], grad: bool, repeats: int) -> float:
 def measure(sizes: list[tuple[int, int]], json_cells: list[Cell], repeats: int) -> dict:
     """Binary and upload cells (1 client), the floors, the ratios, and the binary RSS peak."""
     cells: dict[str, dict] = {"binary": {}, "upload": {}}
-    for server, name in (("service", "binary"), ("floor", "upload")):
+    for server, name in (("service", "binary"), ("upload", "upload")):
         with serving(server) as (url, _):
             cell(server, url, (32, 10), True, 1, binary_request(32, 10, True))  # warm up
             for size in sizes:

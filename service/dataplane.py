@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -47,7 +47,7 @@ class Allowance:
 
     limit: float
     used: float = 0.0
-    seconds: float = field(default=0.0)
+    seconds: float = 0.0
 
     def spend(self, spec: Spec, cost: Cost) -> None:
         self.used += cost.work

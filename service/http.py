@@ -10,6 +10,7 @@ setting; `serve` passes this class to uvicorn as its `http` protocol.
 
 import asyncio
 import logging
+import resource
 from functools import cache
 from typing import Any
 
@@ -30,6 +31,16 @@ def _settings() -> Settings:
     return Settings()
 
 
+@cache
+def connection_cap(configured: int) -> int:
+    """max_connections, lowered where the process's file descriptors would run out first:
+    the probes' reserve and a few descriptors of the process's own must fit under the limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, soft - RESERVE - 32))
+
+
 class GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -37,7 +48,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         self.header_timeout = settings.header_timeout
         self.max_header_bytes = settings.max_header_bytes
         self.max_headers = settings.max_headers
-        self.max_connections = settings.max_connections
+        self.max_connections = connection_cap(settings.max_connections)
         self.write_timeout = settings.write_timeout
         self._deadline: asyncio.TimerHandle | None = None
         self._stalled: asyncio.TimerHandle | None = None

@@ -17,6 +17,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
+"""The server process behind each URL `serving` yields (to signal it)."""
+
+
 @contextmanager
 def serving(**env: str) -> Iterator[str]:
     """The server's base URL once /readyz answers; on exit, SIGTERM and a clean exit 0."""
@@ -27,6 +31,7 @@ def serving(**env: str) -> Iterator[str]:
         env=os.environ | {"LOSS_SERVICE_LOG_LEVEL": "error"} | variables,
     )
     url = f"http://127.0.0.1:{port}"
+    PROCESSES[url] = process
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -40,5 +45,6 @@ def serving(**env: str) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
+        del PROCESSES[url]
         process.terminate()
         assert process.wait(timeout=15) == 0

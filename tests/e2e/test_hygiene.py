@@ -9,13 +9,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2
 import numpy as np
 import orjson
 import pytest
 
-from tests.e2e.conftest import free_port, serving
+from tests.e2e.conftest import PROCESSES, free_port, serving
 
 SETTINGS = {
     "header_timeout": "1",
@@ -260,3 +261,50 @@ def test_sigterm_with_an_upload_trickling_exits_within_the_shutdown_timeout() ->
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_stalled_uploads_hold_no_more_than_the_receiving_budget() -> None:
+    with serving(max_receiving_bytes="1000000", body_timeout="30", min_body_rate="0") as url:
+        with connect(url) as stalled:
+            stalled.sendall(
+                b"POST /v1/losses/mse_loss HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 5000000\r\n\r\n"
+                + b" "
+                * 900_000
+            )
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # until the 900 KB are in
+                refused = httpx2.post(
+                    f"{url}/v1/losses/mse_loss",
+                    content=b" " * 200_000 + b'{"input": [1], "target": [1]}',
+                    headers={"content-type": "application/json"},
+                )
+                if refused.status_code == 503:
+                    break
+                time.sleep(0.1)
+            assert refused.status_code == 503
+            assert refused.json()["detail"] == (
+                "this worker is receiving max_receiving_bytes (1000000) of bodies already;"
+                " retry shortly"
+            )
+        small = httpx2.post(f"{url}/v1/losses/mse_loss", json={"input": [1], "target": [1]})
+        assert small.status_code == 200
+
+
+def test_sighup_rereads_the_key_file(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("old\n")
+    body = {"input": [1.0], "target": [0.0]}
+    with serving(api_keys_file=str(keys)) as url:
+        old = {"Authorization": "Bearer old"}
+        assert httpx2.post(f"{url}/v1/losses/mse_loss", json=body, headers=old).status_code == 200
+        keys.write_text("new\n")
+        PROCESSES[url].send_signal(signal.SIGHUP)
+        new = {"Authorization": "Bearer new"}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if httpx2.post(f"{url}/v1/losses/mse_loss", json=body, headers=new).status_code == 200:
+                break
+            time.sleep(0.1)
+        assert httpx2.post(f"{url}/v1/losses/mse_loss", json=body, headers=new).status_code == 200
+        assert httpx2.post(f"{url}/v1/losses/mse_loss", json=body, headers=old).status_code == 401
