@@ -1,4 +1,4 @@
-"""The loss-service command: serve, openapi, losses."""
+"""The loss-service command: serve, openapi, losses, catalogue."""
 
 import argparse
 import json
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     openapi = commands.add_parser("openapi", help="write the OpenAPI document")
     openapi.add_argument("--output", type=Path, default=OPENAPI_PATH)
     commands.add_parser("losses", help="print the loss catalogue as JSON")
+    commands.add_parser("catalogue", help="print every kind's catalogue (losses, ...) as JSON")
     args = parser.parse_args(argv)
 
     if args.command == "serve":
@@ -29,9 +30,10 @@ def main(argv: list[str] | None = None) -> None:
         args.output.write_text(openapi_json())
         print(f"wrote {args.output}")
     else:
-        from service.losses import REGISTRY
+        from service.kinds import KINDS
 
-        print(json.dumps([spec.entry() for spec in REGISTRY.values()], indent=2))
+        found = {kind.path: [spec.entry() for spec in kind.specs.values()] for kind in KINDS}
+        print(json.dumps(found["losses"] if args.command == "losses" else found, indent=2))
 
 
 def openapi_json() -> str:
