@@ -175,9 +175,14 @@ def _conform(
         )
     if datatype == "BF16":
         array = (array.astype(np.uint32) << 16).view(np.float32)
-    checks.reject_first(
-        name, array, ~np.isfinite(array), "is not finite (NaN or infinity)", "not_finite"
-    )
+    # A finite sum means every element is finite (NaN and infinity propagate): one pass with
+    # no temporary; only a sum that is not (or overflows) looks for the first bad element.
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = array.sum()
+    if not np.isfinite(total):
+        checks.reject_first(
+            name, array, ~np.isfinite(array), "is not finite (NaN or infinity)", "not_finite"
+        )
     return array
 
 

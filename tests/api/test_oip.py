@@ -213,6 +213,15 @@ def test_bf16_and_bool_inputs(client: TestClient) -> None:
     assert np.float32(value) == expected.numpy()
 
 
+def test_finite_values_whose_sum_overflows_are_taken(client: TestClient) -> None:
+    values = np.full(4, 3e38, dtype=np.float32)
+    (a, data) = tensor("input", values, "FP32", True)
+    request = binary_request({"inputs": [a], "parameters": {"dtype": "float64"}}, data)
+    response = client.post("/v2/models/sigmoid/infer", **request)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [1.0] * 4
+
+
 def test_an_activation_answers_output(client: TestClient) -> None:
     (a, data) = tensor("input", np.array([[1.0, 2.0, 3.0]], dtype=np.float32), "FP32", True)
     request = binary_request({"inputs": [a], "parameters": {"dim": 1}}, data)
