@@ -86,14 +86,14 @@ def _on_sighup(reload: Callable[[], None]) -> bool:
 
 
 def _log_to_stderr(settings: Settings) -> None:
-    """The service's own logs (access lines, unexpected errors) go to stderr, in every worker."""
+    """The service's own logs (access lines, unexpected errors) go to stderr, in every worker,
+    unless the process logs through the root logger already (pytest, an embedding app)."""
     logger = logging.getLogger("loss_service")
     logger.setLevel(settings.log_level.upper() if settings.log_level != "trace" else "DEBUG")
-    if not logger.handlers:
+    if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
 
 
 def include_routers(app: FastAPI) -> None:
