@@ -172,3 +172,24 @@ def test_a_key_through_headers_and_gzip_request_bodies() -> None:
                 request_compression_algorithm=compression,
             )
             np.testing.assert_allclose(result.as_numpy("loss"), loss, rtol=1e-6)
+
+
+def test_an_activation_and_label_quality_through_tritonclient(server: str) -> None:
+    from cleanlab.rank import get_label_quality_scores
+
+    x, target = logits_and_targets(32, 6)
+    softmax = triton.InferInput("input", list(x.shape), "FP32")
+    softmax.set_data_from_numpy(x)
+    with connected(server) as client:
+        probabilities = client.infer("softmax", [softmax], parameters={"dim": 1}).as_numpy("output")
+        scores = client.infer(
+            "label_quality",
+            ce_inputs(x, target),
+            parameters={"dtype": "float64", "scores": "self_confidence,normalized_margin"},
+        )
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.from_numpy(x), 1), rtol=1e-6)
+    reference = torch.softmax(torch.from_numpy(x.astype(np.float64)), 1).numpy()
+    for method in ("self_confidence", "normalized_margin"):
+        expected = get_label_quality_scores(target, reference, method=method)
+        np.testing.assert_allclose(scores.as_numpy(method), expected, atol=1e-6)
+    np.testing.assert_array_equal(scores.as_numpy("predicted"), x.argmax(1))
