@@ -23,6 +23,7 @@ SERVERS = {
     "baseline": ["-m", "uvicorn", "bench.baseline:app", "--log-level", "warning"],
     "floor": ["-m", "uvicorn", "bench.floor:app", "--log-level", "warning"],
     "upload": ["-m", "uvicorn", "bench.upload:app", "--log-level", "warning"],
+    "simdjson": ["-m", "uvicorn", "bench.simdjson_floor:app", "--log-level", "warning"],
 }
 SERVICE_ENV = {
     "LOSS_SERVICE_LOG_LEVEL": "warning",

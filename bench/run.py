@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import oip, pipeline
+from bench import oip, pipeline, precision
 from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
@@ -61,14 +61,19 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
         "--only",
-        choices=["all", "v2", "pipeline"],
+        choices=["all", "v2", "pipeline", "precision"],
         default="all",
-        help="v2: the /v2 binary section alone; pipeline: the labeling pipeline alone",
+        help="run one section alone: /v2 binary, the labeling pipeline, or JSON precision",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES
     repeats = 3 if args.quick else 5
     v2_sizes = [s for s in oip.SIZES if s in sizes]
+    if args.only == "precision":
+        section = precision.measure(repeats)
+        _write(args.report, {"precision": section})
+        precision.report(section)
+        return
     if args.only == "pipeline":
         section = pipeline.measure()
         _write(args.report, {"pipeline": section})
@@ -103,10 +108,12 @@ def main() -> None:
     report = _report(cells, limits, two, memory)
     report["v2"] = oip.measure(v2_sizes, [c for c in cells if c.server == "service"], repeats)
     report["pipeline"] = pipeline.measure()
+    report["precision"] = precision.measure(repeats)
     _write(args.report, report)
     _print_ratios(report)
     oip.report(report["v2"])
     pipeline.report(report["pipeline"])
+    precision.report(report["precision"])
 
 
 def _write(path: Path, report: dict) -> None:
