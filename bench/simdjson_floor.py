@@ -10,6 +10,8 @@ import simdjson
 import torch
 import torch.nn.functional as F
 
+from bench.raw import app_of
+
 torch.set_num_threads(1)
 parser = simdjson.Parser()
 
@@ -31,22 +33,4 @@ def compute(body: bytes) -> bytes:
     return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            else:
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    body = bytearray()
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    reply = compute(bytes(body)) if scope["path"] != "/openapi.json" else b"{}"
-    headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": reply})
+app = app_of(compute)
