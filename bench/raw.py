@@ -7,7 +7,7 @@ from typing import Any
 ASGI = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-def app_of(answer: Callable[[bytes], bytes]) -> ASGI:
+def app_of(answer: Callable[[bytearray], bytes]) -> ASGI:
     """An app that answers every request with answer(body) as JSON (`{}` for the harness's
     readiness probe, GET /openapi.json)."""
 
@@ -26,7 +26,7 @@ def app_of(answer: Callable[[bytes], bytes]) -> ASGI:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        reply = answer(bytes(body)) if scope["path"] != "/openapi.json" else b"{}"
+        reply = answer(body) if scope["path"] != "/openapi.json" else b"{}"
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": reply})

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 parser = simdjson.Parser()
 
 
-def compute(body: bytes) -> bytes:
+def compute(body: bytearray) -> bytes:
     document = parser.parse(body)
     rows = document["input"]
     x = np.frombuffer(rows.as_buffer(of_type="d"), dtype="<f8").reshape(len(rows), -1)
