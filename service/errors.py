@@ -86,6 +86,12 @@ class Unauthorized(ServiceError):
     status = HTTPStatus.UNAUTHORIZED
 
 
+class InternalError(ServiceError):
+    """What the catch-all answers for an unexpected exception (service.metrics.Observe)."""
+
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+
+
 class BadRequest(ServiceError):
     status = HTTPStatus.BAD_REQUEST
 

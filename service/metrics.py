@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import ServiceError
+from service.errors import InternalError
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -38,10 +38,6 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-
-
-class Internal(ServiceError):
-    status = 500
 
 
 class Observe:
@@ -140,7 +136,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def _internal(scope: Scope, send: Send, request_id: str) -> None:
     """The 500: a problem document (or /v2's error) naming the request id, no trace."""
-    error = Internal(f"an unexpected error; it is logged with request id {request_id}")
+    error = InternalError(f"an unexpected error; it is logged with request id {request_id}")
     response = error.response(scope["path"])
 
     async def no_body() -> Message:

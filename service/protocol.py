@@ -9,12 +9,11 @@ object per number); responses encode with msgspec. The OpenAPI document takes th
 Schemas from here, so the wire format is declared once.
 """
 
-from typing import Any
-
 import msgspec
 
-Parameters = dict[str, Any]
-"""$parameters = { $parameter, ... }: string keys, bool, number or string values."""
+Parameters = dict[str, bool | int | float | str]
+"""$parameters = { $parameter, ... }: string keys, bool, number or string values. Typed so, an
+array or object where a value should be is refused as it is read, before it costs memory."""
 
 
 class ServerMetadata(msgspec.Struct):

@@ -382,6 +382,12 @@ SIX = np.arange(6, dtype=np.float32).tobytes()
         ),
         (raw({"inputs": [TARGET, TARGET]}), 400, "input 'target' is given 2 times"),
         (
+            raw({"inputs": [TARGET], "parameters": {"reduction": [0.5] * 1000}}),
+            400,
+            "the inference request is not valid: Expected `bool | int | float | str`, got"
+            " `array` - at `$.parameters[...]`",
+        ),
+        (
             raw({"inputs": [TARGET], "parameters": {"binary_data_output": 1}}),
             400,
             "binary_data_output must be true or false, not 1",

@@ -78,9 +78,15 @@ def test_deep_or_large_json_is_a_4xx(
 
 
 def test_deep_json_on_v2_is_a_400(client: TestClient) -> None:
-    content = b'{"inputs": [], "parameters": {"dim": ' + NESTED + b"}}"
-    response = client.post("/v2/models/softmax/infer", content=content)
+    data = b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": '
+    response = client.post("/v2/models/softmax/infer", content=data + NESTED + b"}]}")
     assert response.status_code == 400
     assert response.json() == {
         "error": "the inference request's arrays or objects are nested too deeply"
+    }
+    in_parameters = b'{"inputs": [], "parameters": {"dim": ' + NESTED + b"}}"
+    response = client.post("/v2/models/softmax/infer", content=in_parameters)
+    assert response.json() == {
+        "error": "the inference request is not valid: Expected `bool | int | float | str`,"
+        " got `array` - at `$.parameters[...]`"
     }
