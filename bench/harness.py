@@ -1,6 +1,7 @@
 """The benchmark's harness: servers on loopback, load from http.client threads, cells."""
 
 import http.client
+import json
 import os
 import socket
 import statistics
@@ -24,6 +25,10 @@ SERVERS = {
     "floor": ["-m", "uvicorn", "bench.floor:app", "--log-level", "warning"],
     "upload": ["-m", "uvicorn", "bench.upload:app", "--log-level", "warning"],
     "simdjson": ["-m", "uvicorn", "bench.simdjson_floor:app", "--log-level", "warning"],
+    "fastapi+simdjson": [
+        *("-m", "uvicorn", "bench.fastapi_simdjson:app", "--log-level", "warning"),
+        *("--http", "httptools", "--loop", "uvloop"),
+    ],
 }
 SERVICE_ENV = {
     "LOSS_SERVICE_LOG_LEVEL": "warning",
@@ -47,11 +52,22 @@ class Cell:
     errors: int
 
 
-def body(rows: int, classes: int, grad: bool) -> bytes:
-    """Logits with three decimals (as a pipeline would send float32 scores) and targets."""
+FORMS = ("17 digits", "float32", "3 decimals")
+"""How pipelines write float32 logits: `json.dumps(x.tolist())` (every float32 as a 17-digit
+double), orjson's shortest float32 form (about 9 digits), or rounded to three decimals."""
+
+
+def body(rows: int, classes: int, grad: bool, form: str = "float32") -> bytes:
+    """A cross entropy request: float32 logits written in `form`, and class indices."""
     rng = np.random.default_rng(rows * classes)
-    logits = np.round(rng.normal(size=(rows, classes)), 3)
+    logits = rng.normal(size=(rows, classes)).astype(np.float32)
     target = rng.integers(0, classes, rows)
+    if form == "17 digits":
+        return json.dumps(
+            {"input": logits.tolist(), "target": target.tolist(), "grad": grad}
+        ).encode()
+    if form == "3 decimals":
+        logits = np.round(logits.astype(np.float64), 3)
     content = {"input": logits, "target": target, "grad": grad}
     return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 

@@ -3,34 +3,15 @@ on three body forms of the same float32 logits, and where the service's time goe
 
 - "17 digits": `json.dumps(x.tolist())`, every float32 written as a 17-digit double;
 - "float32": orjson's shortest float32 form, about 9 digits;
-- "3 decimals": rounded, as the v1 section sends.
+- "3 decimals": rounded, the one form that flatters a JSON parser.
 """
 
-import json
 import statistics
 import time
 
-import numpy as np
-import orjson
-
-from bench.harness import PATH, Cell, cell, serving
+from bench.harness import FORMS, PATH, Cell, body, cell, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000)]
-FORMS = ("17 digits", "float32", "3 decimals")
-
-
-def body(rows: int, classes: int, grad: bool, form: str) -> bytes:
-    rng = np.random.default_rng(rows * classes)
-    logits = rng.normal(size=(rows, classes)).astype(np.float32)
-    target = rng.integers(0, classes, rows)
-    if form == "17 digits":
-        return json.dumps(
-            {"input": logits.tolist(), "target": target.tolist(), "grad": grad}
-        ).encode()
-    if form == "3 decimals":
-        logits = np.round(logits.astype(np.float64), 3)
-    content = {"input": logits, "target": target, "grad": grad}
-    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def phases(size: tuple[int, int], grad: bool, form: str, repeats: int) -> dict[str, float]:
@@ -40,7 +21,6 @@ def phases(size: tuple[int, int], grad: bool, form: str, repeats: int) -> dict[s
     from service.config import Settings
     from service.engine import Engine
     from service.kinds import KINDS
-    from service.tensors.json import Budget, parse_fields
 
     settings = Settings()
     engine, kind = Engine(settings), KINDS[0]
@@ -49,9 +29,7 @@ def phases(size: tuple[int, int], grad: bool, form: str, repeats: int) -> dict[s
     found: dict[str, list[float]] = {"parse": [], "validate": [], "compute": [], "write": []}
     for _ in range(repeats + 1):
         marks = [time.perf_counter()]
-        request = requests.decode(
-            spec, parse_fields(bytearray(content)), Budget(settings.max_elements)
-        )
+        request = requests.decode_body(spec, bytearray(content), settings.max_elements)
         marks.append(time.perf_counter())
         arrays = spec.validate(request.arrays, request.params, request.options)
         marks.append(time.perf_counter())
@@ -66,12 +44,21 @@ def phases(size: tuple[int, int], grad: bool, form: str, repeats: int) -> dict[s
     return {name: statistics.median(times[1:]) for name, times in found.items()}
 
 
+SERVERS = {
+    "service": "service",
+    "floor": "simdjson",
+    "upload": "upload",
+    "peer": "fastapi+simdjson",
+}
+"""Each column's server; the peer (bench/fastapi_simdjson.py) is measured at the smallest size."""
+
+
 def measure(repeats: int) -> dict:
-    cells: dict[str, dict] = {"service": {}, "floor": {}, "upload": {}}
-    for server, name in (("service", "service"), ("simdjson", "floor"), ("upload", "upload")):
+    cells: dict[str, dict] = {name: {} for name in SERVERS}
+    for name, server in SERVERS.items():
         with serving(server) as (url, _):
-            cell(server, url, (32, 10), True, 1, (body(32, 10, True, "float32"), PATH, {}))
-            for size in SIZES:
+            cell(server, url, (32, 10), True, 1, (body(32, 10, True), PATH, {}))  # warm up
+            for size in SIZES[:1] if name == "peer" else SIZES:
                 for grad in (False, True):
                     for form in FORMS:
                         request = (body(*size, grad, form), PATH, {})
@@ -84,6 +71,7 @@ def measure(repeats: int) -> dict:
             for form in FORMS:
                 key = (size, grad, form)
                 service, floor = cells["service"][key], cells["floor"][key]
+                peer = cells["peer"].get(key)
                 rows.append(
                     {
                         "size": f"{size[0]}x{size[1]}",
@@ -93,6 +81,8 @@ def measure(repeats: int) -> dict:
                         "service_p50_ms": service.p50_ms,
                         "floor_p50_ms": floor.p50_ms,
                         "service_over_floor": service.p50_ms / floor.p50_ms,
+                        "peer_p50_ms": peer and peer.p50_ms,
+                        "service_over_peer": peer and service.p50_ms / peer.p50_ms,
                         "body_read_ms": cells["upload"][key].p50_ms,
                         **{f"{k}_ms": v for k, v in phases(size, grad, form, repeats).items()},
                     }
@@ -103,14 +93,16 @@ def measure(repeats: int) -> dict:
 def report(section: dict) -> None:
     print(
         "\nJSON forms   grad  form         body KiB  service p50  floor p50  service/floor"
-        "   body read  parse  validate  compute  write (ms)"
+        "  service/peer   body read  parse  validate  compute  write (ms)"
     )
     for r in section["rows"]:
+        peer = f"{r['service_over_peer']:13.2f}" if r["service_over_peer"] else " " * 13
         print(
             f"{r['size']:11} {r['grad']!s:5} {r['form']:11} {r['body_kib']:9.1f}"
             f" {r['service_p50_ms']:9.2f} ms {r['floor_p50_ms']:7.2f} ms"
-            f" {r['service_over_floor']:12.2f} {r['body_read_ms']:11.2f} {r['parse_ms']:6.2f}"
-            f" {r['validate_ms']:9.2f} {r['compute_ms']:8.2f} {r['write_ms']:6.2f}"
+            f" {r['service_over_floor']:12.2f}{peer} {r['body_read_ms']:11.2f}"
+            f" {r['parse_ms']:6.2f} {r['validate_ms']:9.2f} {r['compute_ms']:8.2f}"
+            f" {r['write_ms']:6.2f}"
         )
 
 
