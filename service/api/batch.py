@@ -23,7 +23,8 @@ from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane
 from service.errors import Invalid, PayloadTooLarge, ServiceError, not_found
 from service.kinds import KINDS
 from service.losses.spec import Spec
-from service.tensors.json import Budget, encode, parse_fields, plain
+from service.tensors.fields import Fields, parse_fields, parse_object, plain
+from service.tensors.json import Budget, encode
 
 LOSSES = KINDS[0]
 
@@ -82,7 +83,7 @@ class Admitted:
 
 
 def _items(body: bytearray, limit: int) -> list[msgspec.Raw]:
-    fields = parse_fields(body)
+    fields = parse_object(body)
     for name in fields:
         if name != "items":
             raise Invalid.at(
@@ -109,7 +110,7 @@ def _admit(
     """The item decoded and validated, or its error result; a batch's element budget or
     work allowance passed is the whole request's 413, raised."""
     try:
-        fields = parse_fields(raw)
+        fields = parse_fields(bytes(raw))
         spec = LOSSES.specs.get(name := _name(fields))
         if spec is None:
             raise not_found(list(LOSSES.specs), "loss", name)
@@ -135,7 +136,7 @@ def _failed(error: ServiceError) -> dict[str, Any]:
     return {"ok": False, "error": error.under("body").problem()}
 
 
-def _name(fields: dict[str, msgspec.Raw]) -> str:
+def _name(fields: Fields) -> str:
     """The item's `loss`, taken out of its fields."""
     if "loss" not in fields:
         raise Invalid.at(("loss",), "loss is required: the name of the loss to compute", "missing")

@@ -4,23 +4,28 @@ a result back to its JSON body. Shared by every JSON endpoint, so that each vali
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from service.dataplane import Request
 from service.engine import Result
-from service.errors import Invalid
+from service.errors import Invalid, ServiceError
 from service.kinds import Kind
 from service.losses.spec import Spec
-from service.tensors.json import Budget, TensorReader, encode, parse_fields, plain
+from service.tensors.fields import Fields, Span, check_syntax, parse_fields, plain
+from service.tensors.json import Budget, TensorReader, encode
 
 
 def decode_body(spec: Spec, body: bytes | bytearray, max_elements: int) -> Request:
     """The body's fields as a Request (400 if it is not JSON, 422 if it is not a request)."""
-    return decode(spec, parse_fields(body), Budget(max_elements))
+    fields = parse_fields(body)
+    try:
+        return decode(spec, fields, Budget(max_elements))
+    except ServiceError:  # perhaps before an array's syntax was checked: the body's 400 first
+        check_syntax(body)
+        raise
 
 
-def decode(spec: Spec, fields: dict[str, msgspec.Raw], budget: Budget) -> Request:
+def decode(spec: Spec, fields: Fields, budget: Budget) -> Request:
     """Checks the field names, then the scalars (cheap), then reads the tensors."""
     for name in fields:
         if name not in spec.fields:
@@ -46,7 +51,7 @@ MAX_SCALAR_BYTES = 4096
 """A parameter is a number, a string, a boolean or a short list (label_quality's scores)."""
 
 
-def _scalar(name: str, raw: msgspec.Raw) -> Any:
+def _scalar(name: str, raw: Span) -> Any:
     """The field's value, after checking that it is small: a parameter never costs memory."""
     if len(raw) > MAX_SCALAR_BYTES:
         raise Invalid.at(
@@ -57,7 +62,7 @@ def _scalar(name: str, raw: msgspec.Raw) -> Any:
     return plain(raw)
 
 
-def _is_null(raw: msgspec.Raw) -> bool:
+def _is_null(raw: Span) -> bool:
     """A tensor parameter given as null, meaning its default (none)."""
     return len(raw) == 4 and bytes(raw) == b"null"
 

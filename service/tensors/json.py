@@ -1,14 +1,13 @@
 """JSON tensors to numpy: rectangular, numeric, int vs float, within the size limits.
 
 A tensor is a JSON number (0-d) or nested arrays of numbers, row-major and rectangular, at most
-MAX_RANK deep. msgspec checks the body's syntax and hands each field over as a raw span of the
-body (no copy, no Python object per element). A tensor's span is cut into chunks of whole rows;
-simdjson parses one chunk at a time and its tape goes straight into a numpy buffer
-(`as_buffer`), so memory stays near one copy of the numbers, not the several of a parsed DOM.
-Each chunk's arrays above the innermost level are checked for type and length; an array where
-a number should be (`[[1, [2]], [3, 4]]` flattens like `[[1, 2], [3, 4]]`) is caught by
-counting the chunk's `[` against its checked arrays. Any failure re-reads the tensor slowly,
-as Python lists, to name the first bad index and the rule.
+MAX_RANK deep, handed over as a raw span of the body (service.tensors.fields). The span is cut
+into chunks of whole rows; simdjson parses one chunk at a time and its tape goes straight into
+a numpy buffer (`as_buffer`), so memory stays near one copy of the numbers, not the several
+of a parsed DOM. Each chunk's arrays above the innermost level are checked for type and length;
+an array where a number should be (`[[1, [2]], [3, 4]]` flattens like `[[1, 2], [3, 4]]`) is
+caught by counting the chunk's `[` against its checked arrays. Any failure re-reads the tensor
+slowly, as Python lists, to name the first bad index and the rule.
 """
 
 import re
@@ -18,60 +17,21 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any, Literal
 
-import msgspec
 import numpy as np
 import orjson
 import simdjson
 
 from service.errors import BadRequest, Invalid, PayloadTooLarge
+from service.tensors.fields import Span, plain
 from service.types import Loc
 
 MAX_RANK = 8
 CHUNK_BYTES = 1 << 20
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ElementKind = Literal["float", "int", "int or float"]
-Span = bytes | bytearray | memoryview | msgspec.Raw
-"""Raw JSON text: a body, or one field's value in it."""
 
 _FRACTION = re.compile(rb"[.eE]")
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
-
-
-TOO_DEEP = "arrays or objects are nested too deeply (a tensor has at most 8 dimensions)"
-
-
-def parse_fields(body: Span) -> dict[str, msgspec.Raw]:
-    """The body's fields, each value left as its raw JSON; 400 if the body is not JSON."""
-    try:
-        fields = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
-    except msgspec.ValidationError:  # not an object, and maybe not JSON at all ("[1, 2")
-        _check_syntax(body)
-        raise Invalid.at((), "the body must be a JSON object", "object_type") from None
-    except msgspec.DecodeError as error:
-        raise BadRequest(f"the body is not valid JSON: {error}") from None
-    except RecursionError:  # msgspec stops at Python's recursion limit, about 1000 deep
-        raise Invalid.at((), f"the body's {TOO_DEEP}", "too_deep") from None
-    return fields
-
-
-def _check_syntax(body: Span) -> None:
-    """400 unless the body is JSON; its syntax is checked without building its values."""
-    try:
-        msgspec.json.decode(body, type=msgspec.Raw)
-    except msgspec.DecodeError as error:
-        raise BadRequest(f"the body is not valid JSON: {error}") from None
-    except RecursionError:
-        raise Invalid.at((), f"the body's {TOO_DEEP}", "too_deep") from None
-
-
-def plain(raw: Span) -> Any:
-    """A (small) raw JSON value as plain Python: numbers, strings, bools, None, lists, dicts."""
-    try:
-        return msgspec.json.decode(raw)
-    except msgspec.DecodeError as error:  # ValidationError among them: numbers beyond 64 bits
-        raise BadRequest(f"the body is not valid JSON: {error}") from None
-    except RecursionError:
-        raise Invalid.at((), f"a value's {TOO_DEEP}", "too_deep") from None
 
 
 @dataclass(slots=True)

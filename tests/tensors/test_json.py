@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from service.errors import Invalid, PayloadTooLarge
+from service.tensors.fields import parse_fields
 from service.tensors.json import (
     BLOCK_ELEMENTS,
     CHUNK_BYTES,
@@ -16,7 +17,6 @@ from service.tensors.json import (
     TensorReader,
     dumps,
     encode,
-    parse_fields,
 )
 
 
