@@ -12,7 +12,7 @@ from service.errors import Invalid, ServiceError
 from service.kinds import Kind
 from service.losses.spec import Spec
 from service.tensors.fields import Fields, Span, check_syntax, parse_fields, plain
-from service.tensors.json import Budget, TensorReader, encode
+from service.tensors.json import Budget, Piece, TensorReader, encode
 
 
 def decode_body(spec: Spec, body: bytes | bytearray, max_elements: int) -> Request:
@@ -67,6 +67,6 @@ def _is_null(raw: Span) -> bool:
     return len(raw) == 4 and bytes(raw) == b"null"
 
 
-def encode_result(kind: Kind, request: Request, result: Result) -> bytes | Iterator[bytes]:
+def encode_result(kind: Kind, request: Request, result: Result) -> bytes | Iterator[Piece]:
     """The body of a 200: the kind's response model."""
     return encode(kind.body(result, request.options))

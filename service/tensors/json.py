@@ -12,7 +12,8 @@ slowly, as Python lists, to name the first bad index and the rule.
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from math import prod
 from typing import Any, Literal
@@ -29,6 +30,10 @@ MAX_RANK = 8
 CHUNK_BYTES = 1 << 20
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ElementKind = Literal["float", "int", "int or float"]
+Chunk = bytes | memoryview
+"""Whole rows of a tensor as one JSON array: its span itself, or a copy with brackets added."""
+Piece = bytes | memoryview
+"""A part of a response body: written bytes, or a view of them."""
 
 _FRACTION = re.compile(rb"[.eE]")
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
@@ -82,21 +87,21 @@ class TensorReader:
         refuses is read slowly, alone, so that finding a bad index costs one chunk."""
         parser = _parser()
         parts, rows, inner = [], 0, None
-        chunks = _row_chunks(span, rank)
-        for chunk in chunks:
-            try:
-                values = self._chunk(parser, chunk, rank, inner, dtype)
-            except (TypeError, ValueError, RuntimeError):  # simdjson's: type, range, syntax
-                values = self._slow_chunk(chunk, span, name, kind, dtype, rows, inner)
-            inner = values.shape[1:]
-            parts.append(_cast(values, dtype, name, rows))
-            rows += values.shape[0]
+        with closing(_row_chunks(span, rank)) as chunks:  # the body restored, come what may
+            for chunk in chunks:
+                try:
+                    values = self._chunk(parser, chunk, rank, inner, dtype)
+                except (TypeError, ValueError, RuntimeError):  # simdjson's: type, range, syntax
+                    values = self._slow_chunk(chunk, span, name, kind, dtype, rows, inner)
+                inner = values.shape[1:]
+                parts.append(_cast(values, dtype, name, rows))
+                rows += values.shape[0]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _chunk(
         self,
         parser: simdjson.Parser,
-        chunk: bytes,
+        chunk: Chunk,
         rank: int,
         inner: tuple[int, ...] | None,
         dtype: np.dtype[Any],
@@ -107,7 +112,7 @@ class TensorReader:
         shape = _shape(document)
         if len(shape) != rank or (inner is not None and shape[1:] != inner):
             raise ValueError("ragged")
-        if _check_rows(document, shape) != chunk.count(b"["):
+        if _check_rows(document, shape) != _count(chunk, b"["):
             raise ValueError("an array where a number should be")
         of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
         values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
@@ -117,7 +122,7 @@ class TensorReader:
 
     def _slow_chunk(
         self,
-        chunk: bytes,
+        chunk: Chunk,
         span: memoryview,
         name: str,
         kind: ElementKind,
@@ -178,22 +183,38 @@ def _leading_brackets(span: memoryview) -> int:
     return match.group(1).count(b"[") if match else 0
 
 
-def _row_chunks(span: memoryview, rank: int) -> Iterator[bytes]:
+def _count(chunk: Chunk, character: bytes) -> int:
+    """How often `character` occurs: numpy compares 32 bytes at a time, bytes.count one."""
+    return int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == ord(character)))
+
+
+def _row_chunks(span: memoryview, rank: int) -> Generator[Chunk]:
     """The tensor as JSON arrays of whole rows (first-dimension slices), CHUNK_BYTES or so.
 
     A row ends where rank - 1 arrays close and a comma follows: `],` in a matrix, `]],` at
     rank 3, a bare `,` in a vector. A malformed tensor may be cut elsewhere; its chunks then
     fail to parse or to agree in shape, and the slow path takes over.
+
+    simdjson copies what it parses into a padded buffer of its own, so a chunk need not be
+    a copy: in a writable body the commas around it become its brackets while it is read.
     """
     if len(span) <= CHUNK_BYTES:
-        yield bytes(span)
+        yield span
         return
     row_end = re.compile(rb"\]\s*" * (rank - 1) + rb",")
-    position, close = 1, len(span) - 1  # inside the outer brackets: msgspec trims the span
+    position, close = 1, len(span) - 1  # inside the outer brackets: the span is trimmed
     while True:
         found = row_end.search(span, position + CHUNK_BYTES, close)
         end = found.end() - 1 if found else close
-        yield b"[" + span[position:end] + b"]"
+        if span.readonly:
+            yield b"".join((b"[", span[position:end], b"]"))
+        else:
+            before, after = span[position - 1], span[end]
+            span[position - 1], span[end] = ord("["), ord("]")
+            try:
+                yield span[position - 1 : end + 1]
+            finally:
+                span[position - 1], span[end] = before, after
         if not found:
             return
         position = end + 1
@@ -297,11 +318,12 @@ BLOCK_ELEMENTS = 1 << 16
 """Results with more elements than this are written in blocks of rows, never whole."""
 
 
-def encode(content: dict[str, Any]) -> bytes | Iterator[bytes]:
+def encode(content: dict[str, Any]) -> bytes | Iterator[Piece]:
     """content as JSON: bytes, or for a large result an iterator of pieces.
 
     A float32 gradient's text is about three times its array; written in blocks of rows as
-    the client reads them, it never exists whole.
+    the client reads them, it never exists whole. A block goes out as a view of orjson's
+    output, its brackets left out, not copied again.
     """
     if all(_small(value) for value in content.values()):
         return dumps(content)
@@ -314,7 +336,7 @@ def _small(value: Any) -> bool:
     return not isinstance(value, np.ndarray) or value.size <= BLOCK_ELEMENTS
 
 
-def _pieces(value: Any) -> Iterator[bytes]:
+def _pieces(value: Any) -> Iterator[Piece]:
     if isinstance(value, dict):
         yield b"{"
         for i, (key, item) in enumerate(value.items()):
@@ -327,14 +349,23 @@ def _pieces(value: Any) -> Iterator[bytes]:
         rows = max(1, BLOCK_ELEMENTS * value.shape[0] // value.size)
         yield b"["
         for start in range(0, value.shape[0], rows):
-            yield b"," * bool(start) + dumps(value[start : start + rows])[1:-1]
+            if start:
+                yield b","
+            yield memoryview(dumps(value[start : start + rows]))[1:-1]
         yield b"]"
 
 
-def _coalesced(pieces: Iterator[bytes], size: int = 1 << 18) -> Iterator[bytes]:
-    """Joins small pieces, so that the response goes out in a few large writes."""
+def _coalesced(pieces: Iterator[Piece], size: int = 1 << 18) -> Iterator[Piece]:
+    """Joins small pieces, so that the response goes out in a few large writes; a piece of
+    `size` or more goes out as it is."""
     buffer = bytearray()
     for piece in pieces:
+        if len(piece) >= size:
+            if buffer:
+                yield bytes(buffer)
+                buffer.clear()
+            yield piece
+            continue
         buffer += piece
         if len(buffer) >= size:
             yield bytes(buffer)

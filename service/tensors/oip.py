@@ -19,7 +19,7 @@ from service.errors import BadRequest, Invalid, PayloadTooLarge
 from service.losses import checks
 from service.losses.spec import Arrays, Spec
 from service.protocol import RequestInput
-from service.tensors.json import MAX_RANK, Budget, ElementKind, TensorReader, encode
+from service.tensors.json import MAX_RANK, Budget, ElementKind, Piece, TensorReader, encode
 
 DATATYPES: Final[dict[str, np.dtype[Any]]] = {
     "BOOL": np.dtype("?"),
@@ -188,7 +188,7 @@ def _conform(
 
 def write_outputs(
     header: dict[str, Any], outputs: dict[str, tuple[np.ndarray, bool]]
-) -> tuple[bytes | Iterator[bytes], list[memoryview]]:
+) -> tuple[bytes | Iterator[Piece], list[memoryview]]:
     """The response's JSON (bytes, or pieces when it is large) and its binary outputs, each a
     view of its array's buffer, in order.
 

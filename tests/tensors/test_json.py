@@ -171,3 +171,23 @@ def test_a_tensor_read_again_slowly_is_counted_once() -> None:
     fields = parse_fields(json.dumps({"x": tensor}).encode())
     array = TensorReader(Budget(300_000), np.dtype(np.float64)).read(fields["x"], "x", "float")
     assert array[2999, 5] == float(2**64 + 1)
+
+
+@pytest.mark.parametrize("fault", [None, [1.0], True, 1e39])
+def test_a_body_read_in_place_is_left_as_it_came(fault: Any) -> None:
+    """A writable body's commas become a chunk's brackets while it is read: afterwards, and
+    after a refusal too, the body is what the client sent (a syntax check may read it again)."""
+    tensor = np.round(np.random.default_rng(2).normal(size=(3000, 100)), 4).tolist()
+    tensor[2999][5] = fault if fault is not None else tensor[2999][5]
+    body = bytearray(json.dumps({"x": tensor, "y": 1}).encode())
+    sent = bytes(body)
+    raw = parse_fields(body)["x"]
+    assert isinstance(raw, memoryview)
+    assert not raw.readonly
+    try:
+        array = TensorReader(Budget(10**7), np.dtype(np.float32)).read(raw, "x", "float")
+    except Invalid as error:
+        assert error.errors[0].loc == ("x", 2999, 5)
+    else:
+        np.testing.assert_array_equal(array, np.array(tensor, dtype=np.float32))
+    assert body == sent
