@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Match
 from service import __version__, metrics
 from service.api import batch, health, oip, v1
 from service.api.body import Receiving
+from service.api.direct import Direct, direct_routes
 from service.api.models import BatchRequest
 from service.api.schemas import request_model
 from service.auth import Authenticate, Keys, guarded
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     include_routers(app)
     app.state.keys = Keys(settings)
+    app.add_middleware(Direct, routes=direct_routes(_routes(app.routes)))
     app.add_middleware(Authenticate, keys=app.state.keys)
     app.add_middleware(
         Observe, metrics=app.state.metrics, names=MODELS.keys(), log_format=settings.log_format

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Response
 from starlette.requests import Request as HTTPRequest
 
 from service.api import requests
-from service.api.body import CLIENT_GONE, Body, Gone, read_json_body, unless_gone
-from service.api.deps import DataPlaneDep, SettingsDep
+from service.api.body import CLIENT_GONE, Body, client_left, read_json_body
+from service.api.deps import get_dataplane, get_settings
 from service.api.models import BatchResponse
 from service.api.v1 import PROBLEMS
-from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Request
+from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Gone, Request
 from service.errors import Invalid, PayloadTooLarge, ServiceError, not_found
 from service.kinds import KINDS
 from service.losses.spec import Spec
@@ -44,8 +44,9 @@ router = APIRouter(prefix="/v1", tags=["v1"])
         }
     },
 )
-async def batch(request: HTTPRequest, plane: DataPlaneDep, settings: SettingsDep) -> Response:
+async def batch(request: HTTPRequest) -> Response:  # served by service.api.direct
     """Computes each item as POST /v1/losses/{item.loss} would."""
+    plane, settings = await get_dataplane(request), await get_settings(request)
     body = Body(await read_json_body(request, settings))
     allowance = Allowance(settings.max_work)
 
@@ -61,14 +62,12 @@ async def batch(request: HTTPRequest, plane: DataPlaneDep, settings: SettingsDep
         content = encode({"results": results})
         return content if isinstance(content, bytes) else b"".join(content)
 
-    async def run() -> bytes:
-        async with plane.slot():
-            admitted = await plane.place(admit, inline=len(body) <= INLINE_BYTES)
-            inline = allowance.seconds <= INLINE_SECONDS
-            return await plane.place(lambda: compute(admitted), inline=inline)
-
+    left = client_left(request)
     try:
-        content = await unless_gone(request, run())
+        async with plane.slot(left):
+            admitted = await plane.place(admit, inline=len(body) <= INLINE_BYTES, left=left)
+            inline = allowance.seconds <= INLINE_SECONDS
+            content = await plane.place(lambda: compute(admitted), inline=inline, left=left)
     except ServiceError as error:
         raise error.under("body") from None
     except Gone:

@@ -3,12 +3,10 @@ inflating) while it streams, at a minimum rate, within the worker's budget of by
 received."""
 
 import asyncio
-import contextlib
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -150,36 +148,16 @@ class Body:
         return data
 
 
-T = TypeVar("T")
-
-
 CLIENT_GONE = 499
 """The status logged (and counted) for a request whose client left first; nobody reads it."""
 
 
-class Gone(Exception):
-    """The client went away before its answer was ready."""
+def client_left(request: Request) -> Callable[[], Awaitable[None]]:
+    """The data plane's `left` for an HTTP request: returns when the ASGI server says the
+    client disconnected (the body is read by then, so nothing else is received)."""
 
+    async def left() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
 
-async def unless_gone(request: Request, work: Awaitable[T]) -> T:
-    """`work`, cancelled when the client disconnects first: a request waiting for a slot
-    leaves the queue, and one being decoded in a thread is not computed. (A computation in a
-    thread runs to its end; its result is dropped.)"""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(_disconnect(request))
-    try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        raise Gone
-    return task.result()
-
-
-async def _disconnect(request: Request) -> None:
-    """Returns when the ASGI server says the client disconnected (the body is read by now)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+    return left

@@ -11,11 +11,11 @@ from starlette.requests import Request as HTTPRequest
 
 from service import __version__
 from service.api import requests
-from service.api.body import CLIENT_GONE, Body, Gone, read_json_body, unless_gone
-from service.api.deps import DataPlaneDep, EngineDep, SettingsDep
+from service.api.body import CLIENT_GONE, Body, client_left, read_json_body
+from service.api.deps import EngineDep, SettingsDep, get_dataplane, get_settings
 from service.api.models import Info, Limits, Problem
 from service.api.schemas import request_model
-from service.dataplane import Request
+from service.dataplane import Gone, Request
 from service.errors import ServiceError, not_found
 from service.kinds import KINDS, Kind
 from service.losses.spec import Spec
@@ -138,19 +138,22 @@ def _body(model: str) -> dict[str, object]:
 
 
 def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
-    async def endpoint(
-        request: HTTPRequest, plane: DataPlaneDep, settings: SettingsDep
-    ) -> Response:
+    async def endpoint(request: HTTPRequest) -> Response:  # served by service.api.direct
+        plane, settings = await get_dataplane(request), await get_settings(request)
         body = Body(await read_json_body(request, settings))
 
         def decode() -> Request:  # takes the body: it is freed once its tensors are read
             return requests.decode_body(spec, body.take(), settings.max_elements)
 
         try:
-            work = plane.run(
-                kind, spec, decode, partial(requests.encode_result, kind), size=len(body)
+            content = await plane.run(
+                kind,
+                spec,
+                decode,
+                partial(requests.encode_result, kind),
+                size=len(body),
+                left=client_left(request),
             )
-            content = await unless_gone(request, work)
         except ServiceError as error:
             raise error.under("body") from None
         except Gone:

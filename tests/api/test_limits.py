@@ -133,7 +133,7 @@ def test_readiness_is_503_while_every_slot_has_stayed_busy() -> None:
         plane = client.app.state.dataplane  # type: ignore[attr-defined]
 
         async def hold() -> None:
-            async with plane.slot():
+            async with plane.slot(asyncio.Event().wait):
                 await asyncio.sleep(0.2)
                 response = await asyncio.to_thread(client.get, "/readyz")
                 assert problem(response, 503)["detail"].startswith(
