@@ -27,11 +27,11 @@ from service.kinds import Kind
 from service.losses.spec import WORK_BYTES, WORK_SECONDS, Arrays, Cost, Params, Spec
 
 T = TypeVar("T")
-INLINE_BYTES = 1 << 16
+INLINE_BYTES = 1 << 20
 """Bodies up to this size are decoded on the event loop: at most about 2 ms (17-digit floats
 parse at some 600 MB/s). A worker thread would cost more than it frees: the hop took 0.3 ms
 in the server, and the parser holds the GIL, so the loop waits for it either way."""
-INLINE_SECONDS = 2e-4
+INLINE_SECONDS = 1e-3
 """Computations estimated to take no longer are run on the event loop, for the same reason;
 longer ones run in a thread, where torch releases the GIL and the loop serves others."""
 
