@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.losses.parity import check
@@ -65,9 +65,25 @@ def gaussian_case(draw: st.DrawFn) -> tuple[dict, dict]:
     return tensors, params
 
 
+def resolvable_in_float32(tensors: dict[str, np.ndarray], params: dict[str, Any]) -> bool:
+    """Whether float32 can resolve var's gradient, 0.5 (1/v - d^2/v^2) with v = max(var, eps):
+    where d^2 is close to v, two terms near 1/v cancel (at eps = 1e-6, one float32 rounding of
+    1e6 is 0.06). Examples that lose more than 14 of its 24 bits are left to float64."""
+    input = tensors["input"].astype(np.float32).astype(np.float64)
+    target = tensors["target"].astype(np.float32).astype(np.float64)
+    var = tensors["var"].astype(np.float32).astype(np.float64)
+    if var.ndim and var.ndim < input.ndim:
+        var = var[..., None]
+    v = np.maximum(var, params["eps"])
+    inverse, squared = 1 / v, (input - target) ** 2 / v**2
+    return bool(np.all(np.abs(inverse - squared) >= 2**-10 * (inverse + squared)))
+
+
 @EXAMPLES
 @given(case=gaussian_case(), options=OPTIONS)
 def test_gaussian_nll_loss(via: Any, case: Any, options: dict) -> None:
+    if options["dtype"] == "float32" and options["grad"]:
+        assume(resolvable_in_float32(*case))
     check(via, "gaussian_nll_loss", F.gaussian_nll_loss, *case, options)
 
 
