@@ -65,7 +65,7 @@ class Engine:
         for name in wanted:
             tensors[name].requires_grad_()
         with torch.inference_mode(not wanted):
-            loss = spec.call(**tensors, **dict(params), reduction=options.reduction)
+            loss = spec.call(**tensors, **vars(params), reduction=options.reduction)
             if wanted:
                 # For reduction "none" the gradient of the sum, as API.md defines it: a
                 # gradient of ones, which spares the sum's node (backward() alone for a scalar).
@@ -77,14 +77,14 @@ class Engine:
         """An activation's output."""
         tensors, device = self._on_device(arrays, options)
         with torch.inference_mode():
-            output = spec.call(**tensors, **dict(params))
+            output = spec.call(**tensors, **vars(params))
         return Result({"output": to_numpy(output)}, str(device))
 
     def score(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
         """Several named results of one pass (label quality's scores)."""
         tensors, device = self._on_device(arrays, options)
         with torch.inference_mode():
-            outputs: dict[str, torch.Tensor] = spec.call(**tensors, **dict(params))
+            outputs: dict[str, torch.Tensor] = spec.call(**tensors, **vars(params))
         return Result({name: to_numpy(t) for name, t in outputs.items()}, str(device))
 
     def _on_device(

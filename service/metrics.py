@@ -103,6 +103,8 @@ class Observe:
         )
         self.metrics.requests.labels(*labels).inc()
         self.metrics.latency.labels(*labels).observe(seconds)
+        if not access.isEnabledFor(logging.INFO):
+            return
         line = {
             "request_id": request_id,
             "method": scope["method"][:16],

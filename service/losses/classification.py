@@ -1,5 +1,6 @@
 """Classification losses: cross_entropy, nll_loss, binary_cross_entropy(_with_logits)."""
 
+import numpy as np
 import torch.nn.functional as F
 from pydantic import Field
 
@@ -69,8 +70,8 @@ def class_divisor(t: Arrays, p: IgnoreIndex, o: LossOptions) -> float:
     input, target, weight = t["input"], t["target"], t.get("weight")
     if target.shape == input.shape:
         return float(target.size // checks.class_count(input))
-    kept = target[target != p.ignore_index]
-    return float(kept.size if weight is None else weight[kept].sum())
+    kept = target != p.ignore_index
+    return float(np.count_nonzero(kept) if weight is None else weight[target[kept]].sum())
 
 
 def _check_nll(t: Arrays, p: IgnoreIndex, o: LossOptions) -> None:

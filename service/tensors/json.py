@@ -248,16 +248,15 @@ def _shape(value: Any) -> tuple[int, ...]:
 
 
 def _check_rows(value: simdjson.Array, shape: tuple[int, ...]) -> int:
-    """Checks every array above the innermost level; returns how many arrays there are."""
-    level = [value]
+    """Checks the length of every array above the innermost level; returns how many arrays
+    there are. A number where an array should be has no length (TypeError); a string or an
+    object that has the length is not counted as an array, and not a number for as_buffer."""
+    level: list[Any] = [value]
     count = 1
     for length in shape[1:]:
-        children: list[simdjson.Array] = []
-        for array in level:
-            for child in array:
-                if not isinstance(child, simdjson.Array) or len(child) != length:
-                    raise ValueError("ragged")
-                children.append(child)
+        children = [child for array in level for child in array]
+        if any(n != length for n in map(len, children)):
+            raise ValueError("ragged")
         count += len(children)
         level = children
     return count

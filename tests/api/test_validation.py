@@ -221,9 +221,7 @@ def test_a_fault_in_a_late_chunk_of_a_large_body_is_named(client: TestClient) ->
     is the element's 422, not a 400 for a body mangled on the way."""
     logits = [[0.25] * 100 for _ in range(3000)]
     logits[2999][5] = [1.0]
-    response = client.post(
-        "/v1/losses/cross_entropy", json={"input": logits, "target": [0] * 3000}
-    )
+    response = client.post("/v1/losses/cross_entropy", json={"input": logits, "target": [0] * 3000})
     body = problem(response, 422)
     assert body["errors"][0]["loc"] == ["body", "input", 2999, 5]
     assert body["detail"] == "input[2999, 5] = an array is not a number"
