@@ -255,7 +255,7 @@ def _check_rows(value: simdjson.Array, shape: tuple[int, ...]) -> int:
     count = 1
     for length in shape[1:]:
         children = [child for array in level for child in array]
-        if any(n != length for n in map(len, children)):
+        if list(map(len, children)).count(length) != len(children):
             raise ValueError("ragged")
         count += len(children)
         level = children
