@@ -20,13 +20,13 @@ from starlette.routing import BaseRoute, Match
 
 from service import __version__, metrics
 from service.api import batch, health, oip, v1
-from service.api.body import Receiving
+from service.api.body import Receiving, gone
 from service.api.direct import Direct, direct_routes
 from service.api.models import BatchRequest
 from service.api.schemas import request_model
 from service.auth import Authenticate, Keys, guarded
 from service.config import Settings
-from service.dataplane import DataPlane
+from service.dataplane import DataPlane, Gone
 from service.engine import Engine
 from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
 from service.kinds import KINDS, MODELS
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     _log_to_stderr(settings)
     app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(Gone, _gone)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -119,6 +120,10 @@ async def _service_error(request: Request, error: Exception) -> Response:
 
 def _render(request: Request, error: ServiceError) -> Response:
     return error.response(request.url.path)
+
+
+async def _gone(request: Request, error: Exception) -> Response:
+    return gone()
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Response
 from starlette.requests import Request as HTTPRequest
 
 from service.api import requests
-from service.api.body import CLIENT_GONE, Body, client_left, read_json_body
+from service.api.body import Body, client_left, read_json_body
 from service.api.deps import get_dataplane, get_settings
 from service.api.models import BatchResponse
 from service.api.v1 import PROBLEMS
-from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Gone, Request
+from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Request
 from service.errors import Invalid, PayloadTooLarge, ServiceError, not_found
 from service.kinds import KINDS
 from service.losses.spec import Spec
@@ -70,8 +70,6 @@ async def batch(request: HTTPRequest) -> Response:  # served by service.api.dire
             content = await plane.place(lambda: compute(admitted), inline=inline, left=left)
     except ServiceError as error:
         raise error.under("body") from None
-    except Gone:
-        return Response(status_code=CLIENT_GONE)
     return Response(content, media_type="application/json")
 
 

@@ -3,14 +3,15 @@ inflating) while it streams, at a minimum rate, within the worker's budget of by
 received."""
 
 import asyncio
-import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from service.config import Settings
+from service.dataplane import Gone
 from service.errors import (
     BadRequest,
     PayloadTooLarge,
@@ -54,7 +55,8 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
     """The whole body, inflated (gzip, deflate), or: 415 for another Content-Encoding; 413
     past max_body_bytes (the inflated size counts); 400 for a body that does not inflate; 408
     when it stalls for body_timeout or, past its first body_timeout, arrives slower than
-    min_body_rate; 503 when the worker is receiving max_receiving_bytes already.
+    min_body_rate; 503 when the worker is receiving max_receiving_bytes already; Gone when the
+    client disconnects first.
 
     The limits hold while the body streams in, so an oversized upload is never buffered whole.
     """
@@ -72,19 +74,26 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
     receiving: Receiving = request.app.state.receiving
     body = bytearray()  # one buffer that grows, not a list of chunks joined into a second copy
     try:
-        async for chunk in _timed(request.stream(), settings):
-            if inflate is not None:
-                chunk = _inflate(inflate, chunk, limit - len(body) + 1, encoding)
-            if len(body) + len(chunk) > limit:
-                raise too_large
-            if receiving.held + len(chunk) > receiving.limit:
-                raise Unavailable(
-                    f"this worker is receiving max_receiving_bytes ({receiving.limit}) of"
-                    " bodies already; retry shortly",
-                    headers={"Retry-After": "1"},
-                )
-            receiving.held += len(chunk)
-            body += chunk
+        with _Pace(settings) as pace:
+            more = True
+            while more:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise Gone
+                chunk, more = message.get("body", b""), message.get("more_body", False)
+                pace.received(len(chunk))
+                if inflate is not None:
+                    chunk = _inflate(inflate, chunk, limit - len(body) + 1, encoding)
+                if len(body) + len(chunk) > limit:
+                    raise too_large
+                if receiving.held + len(chunk) > receiving.limit:
+                    raise Unavailable(
+                        f"this worker is receiving max_receiving_bytes ({receiving.limit}) of"
+                        " bodies already; retry shortly",
+                        headers={"Retry-After": "1"},
+                    )
+                receiving.held += len(chunk)
+                body += chunk
         if inflate is not None and not inflate.eof:
             raise BadRequest(f"the body ends before its {encoding} stream does")
     finally:
@@ -104,30 +113,53 @@ def _inflate(inflate: "zlib._Decompress", chunk: bytes, room: int, encoding: str
     return out
 
 
-async def _timed(chunks: AsyncIterator[bytes], settings: Settings) -> AsyncIterator[bytes]:
-    """The chunks, or 408 when none comes within body_timeout or, past the first
-    body_timeout, the body's average rate falls below min_body_rate."""
-    start, received = time.monotonic(), 0
-    while True:
-        try:
-            async with asyncio.timeout(settings.body_timeout):
-                chunk = await anext(chunks)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
+class _Pace:
+    """Holds a body to arriving: 408 when no message comes for body_timeout or, past its first
+    body_timeout, the body averages less than min_body_rate. One timer serves the whole body,
+    re-armed from the last message when it fires; a timer per message cost 16 us each, 5 ms
+    of a 20 MiB body."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.timeout, self.rate = settings.body_timeout, settings.min_body_rate
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.start = self.last = self.loop.time()
+        self.size = 0
+        self.stalled = False
+
+    def __enter__(self) -> "_Pace":
+        self.cancelling = self.task.cancelling() if self.task else 0
+        self.timer = self.loop.call_at(self.last + self.timeout, self._due)
+        return self
+
+    def received(self, size: int) -> None:
+        self.last = self.loop.time()
+        self.size += size
+        elapsed = self.last - self.start
+        if elapsed > self.timeout and self.size / elapsed < self.rate:
             raise RequestTimeout(
-                f"no byte of the body came for body_timeout ({settings.body_timeout} s)",
-                headers={"Connection": "close"},
-            ) from None
-        received += len(chunk)
-        elapsed = time.monotonic() - start
-        if elapsed > settings.body_timeout and received / elapsed < settings.min_body_rate:
-            raise RequestTimeout(
-                f"the body arrives at {received / elapsed:.0f} bytes/s, slower than"
-                f" min_body_rate ({settings.min_body_rate} bytes/s)",
+                f"the body arrives at {self.size / elapsed:.0f} bytes/s, slower than"
+                f" min_body_rate ({self.rate} bytes/s)",
                 headers={"Connection": "close"},
             )
-        yield chunk
+
+    def _due(self) -> None:
+        due = self.last + self.timeout
+        if self.loop.time() < due:  # a message came since: wait body_timeout from it
+            self.timer = self.loop.call_at(due, self._due)
+        elif self.task is not None:
+            self.stalled = True
+            self.task.cancel()
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.timer.cancel()
+        # as asyncio.timeout does: only a cancellation of ours becomes the 408
+        ours = self.stalled and self.task is not None and self.task.uncancel() <= self.cancelling
+        if ours and kind is asyncio.CancelledError:
+            raise RequestTimeout(
+                f"no byte of the body came for body_timeout ({self.timeout} s)",
+                headers={"Connection": "close"},
+            ) from None
 
 
 class Body:
@@ -150,6 +182,11 @@ class Body:
 
 CLIENT_GONE = 499
 """The status logged (and counted) for a request whose client left first; nobody reads it."""
+
+
+def gone() -> Response:
+    """The answer to a request whose client left (Gone): logged and counted, never read."""
+    return Response(status_code=CLIENT_GONE)
 
 
 def client_left(request: Request) -> Callable[[], Awaitable[None]]:

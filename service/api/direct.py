@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.body import gone
+from service.dataplane import Gone
 from service.errors import ServiceError
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -36,8 +38,8 @@ def direct_routes(routes: Iterable[BaseRoute]) -> dict[str, APIRoute]:
 
 class Direct:
     """A pure ASGI middleware that runs a POST to one of `routes` itself: scope["route"] set
-    as the router would (the metrics label by it), a ServiceError rendered as the app's
-    handler renders it; anything else goes on to the app."""
+    as the router would (the metrics label by it), a ServiceError or Gone answered as the
+    app's handlers answer them; anything else goes on to the app."""
 
     def __init__(self, app: ASGIApp, routes: dict[str, APIRoute]) -> None:
         self.app = app
@@ -53,4 +55,6 @@ class Direct:
             response = await cast(Endpoint, route.endpoint)(Request(scope, receive, send))
         except ServiceError as error:
             response = error.response(scope["path"])
+        except Gone:
+            response = gone()
         await response(scope, receive, send)

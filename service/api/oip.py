@@ -17,9 +17,9 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import Request as HTTPRequest
 
 from service import __version__
-from service.api.body import CLIENT_GONE, Body, client_left, is_json, read_body
+from service.api.body import Body, client_left, is_json, read_body
 from service.api.deps import DataPlaneDep, ReadyDep, SettingsDep
-from service.dataplane import Gone, Request
+from service.dataplane import Request
 from service.engine import Result
 from service.errors import BadRequest, Invalid, NotFound, UnsupportedMediaType, not_found
 from service.kinds import MODELS, Kind
@@ -120,12 +120,9 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
         def decode() -> Request:
             return exchange.decode(body.take(), header_length, settings.max_elements)
 
-        try:
-            return await plane.run(
-                kind, spec, decode, exchange.encode, size=len(body), left=client_left(request)
-            )
-        except Gone:
-            return Response(status_code=CLIENT_GONE)
+        return await plane.run(
+            kind, spec, decode, exchange.encode, size=len(body), left=client_left(request)
+        )
 
     route("", server_metadata, "ServerMetadata")
     route("/health/live", server_live, "ServerLive")

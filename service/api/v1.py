@@ -11,11 +11,11 @@ from starlette.requests import Request as HTTPRequest
 
 from service import __version__
 from service.api import requests
-from service.api.body import CLIENT_GONE, Body, client_left, read_json_body
+from service.api.body import Body, client_left, read_json_body
 from service.api.deps import EngineDep, SettingsDep, get_dataplane, get_settings
 from service.api.models import Info, Limits, Problem
 from service.api.schemas import request_model
-from service.dataplane import Gone, Request
+from service.dataplane import Request
 from service.errors import ServiceError, not_found
 from service.kinds import KINDS, Kind
 from service.losses.spec import Spec
@@ -156,8 +156,6 @@ def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
             )
         except ServiceError as error:
             raise error.under("body") from None
-        except Gone:
-            return Response(status_code=CLIENT_GONE)
         if isinstance(content, bytes):
             return Response(content, media_type="application/json")
         return StreamingResponse(content, media_type="application/json")

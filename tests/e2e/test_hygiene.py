@@ -228,6 +228,26 @@ def test_a_client_that_leaves_the_queue_is_not_computed(strict: str) -> None:
     raise AssertionError(f"the abandoned request was not dropped from the queue: {metrics}")
 
 
+def test_a_client_that_leaves_during_its_body_is_a_499_not_a_500(strict: str) -> None:
+    """Half a body, then the connection closes: the request is counted as the client's
+    leaving, not as an unexpected error."""
+    with connect(strict) as sock:
+        sock.sendall(
+            b"POST /v1/losses/mse_loss HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+            b'{"input": [1.0, 2.0'
+        )
+        time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        metrics = httpx2.get(f"{strict}/metrics").text
+        if 'route="/v1/losses/mse_loss",status="499"} 1.0' in metrics:
+            assert 'status="500"' not in metrics
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the request was not counted as the client's leaving: {metrics}")
+
+
 def test_sigterm_with_an_upload_trickling_exits_within_the_shutdown_timeout() -> None:
     port = free_port()
     env = os.environ | {
