@@ -32,9 +32,16 @@ _PLACEHOLDER_BYTES = 24
 _LOOK_BACK = 64
 
 
+SMALL_BODY = 1 << 13
+"""Bodies up to this size are read by msgspec whole: at 7 KB it is as fast as cutting (10 us),
+at 64 KB cutting is 7 times faster."""
+
+
 def parse_fields(body: bytes | bytearray) -> Fields:
     """The body's fields, each value left as its raw JSON (a view of the body for an array of
     numbers); 400 if the body is not JSON, 422 if it is not an object."""
+    if len(body) <= SMALL_BODY:
+        return parse_object(body)
     view = memoryview(body)
     pieces: list[bytes | memoryview] = []
     arrays: dict[bytes, memoryview] = {}
