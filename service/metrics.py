@@ -57,6 +57,8 @@ class Observe:
         self.metrics = metrics
         self.names = names
         self.log_format = log_format
+        self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        """Each label set's counter and histogram: prometheus' labels() locks and validates."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,8 +103,14 @@ class Observe:
             name if matched and name in self.names else "",
             str(seen["status"]),
         )
-        self.metrics.requests.labels(*labels).inc()
-        self.metrics.latency.labels(*labels).observe(seconds)
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = (
+                self.metrics.requests.labels(*labels),
+                self.metrics.latency.labels(*labels),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
         if not access.isEnabledFor(logging.INFO):
             return
         line = {
