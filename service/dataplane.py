@@ -29,7 +29,7 @@ from service.losses.spec import WORK_BYTES, WORK_SECONDS, Arrays, Cost, Params, 
 T = TypeVar("T")
 INLINE_BYTES = 1 << 20
 """Bodies up to this size are decoded on the event loop: at most about 2 ms (17-digit floats
-parse at some 600 MB/s). A worker thread would cost more than it frees: the hop took 0.3 ms
+parse at some 600 MB/s). A worker thread would cost more than it frees: the hop took 0.26 ms
 in the server, and the parser holds the GIL, so the loop waits for it either way."""
 INLINE_SECONDS = 1e-3
 """Computations estimated to take no longer are run on the event loop, for the same reason;
@@ -41,7 +41,8 @@ Left = Callable[[], Awaitable[None]]
 
 
 class Gone(Exception):
-    """The client went away while its request waited."""
+    """The client went away before its answer was ready: while its body arrived, or while
+    its request waited for a slot or a thread."""
 
 
 async def unless_left(work: Awaitable[T], left: Left) -> T:

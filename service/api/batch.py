@@ -107,7 +107,7 @@ def _admit(
     """The item decoded and validated, or its error result; a batch's element budget or
     work allowance passed is the whole request's 413, raised."""
     try:
-        fields = parse_fields(bytes(raw))
+        fields = parse_fields(raw)
         spec = LOSSES.specs.get(name := _name(fields))
         if spec is None:
             raise not_found(list(LOSSES.specs), "loss", name)

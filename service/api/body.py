@@ -122,13 +122,16 @@ class _Pace:
     def __init__(self, settings: Settings) -> None:
         self.timeout, self.rate = settings.body_timeout, settings.min_body_rate
         self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a body is read in a task")
+        self.task = task
         self.start = self.last = self.loop.time()
         self.size = 0
         self.stalled = False
 
     def __enter__(self) -> "_Pace":
-        self.cancelling = self.task.cancelling() if self.task else 0
+        self.cancelling = self.task.cancelling()
         self.timer = self.loop.call_at(self.last + self.timeout, self._due)
         return self
 
@@ -147,14 +150,14 @@ class _Pace:
         due = self.last + self.timeout
         if self.loop.time() < due:  # a message came since: wait body_timeout from it
             self.timer = self.loop.call_at(due, self._due)
-        elif self.task is not None:
+        else:
             self.stalled = True
             self.task.cancel()
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self.timer.cancel()
         # as asyncio.timeout does: only a cancellation of ours becomes the 408
-        ours = self.stalled and self.task is not None and self.task.uncancel() <= self.cancelling
+        ours = self.stalled and self.task.uncancel() <= self.cancelling
         if ours and kind is asyncio.CancelledError:
             raise RequestTimeout(
                 f"no byte of the body came for body_timeout ({self.timeout} s)",

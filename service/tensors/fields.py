@@ -37,11 +37,13 @@ SMALL_BODY = 1 << 13
 at 64 KB cutting is 7 times faster."""
 
 
-def parse_fields(body: bytes | bytearray) -> Fields:
+def parse_fields(body: Span) -> Fields:
     """The body's fields, each value left as its raw JSON (a view of the body for an array of
     numbers); 400 if the body is not JSON, 422 if it is not an object."""
     if len(body) <= SMALL_BODY:
         return parse_object(body)
+    if not isinstance(body, bytes | bytearray):  # a batch's item: searched as bytes
+        body = bytes(body)
     view = memoryview(body)
     pieces: list[bytes | memoryview] = []
     arrays: dict[bytes, memoryview] = {}

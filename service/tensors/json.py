@@ -112,7 +112,7 @@ class TensorReader:
         shape = _shape(document)
         if len(shape) != rank or (inner is not None and shape[1:] != inner):
             raise ValueError("ragged")
-        if _check_rows(document, shape) != _count(chunk, b"["):
+        if _check_rows(document, shape) != _brackets(chunk):
             raise ValueError("an array where a number should be")
         of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
         values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
@@ -183,12 +183,12 @@ def _leading_brackets(span: memoryview) -> int:
     return match.group(1).count(b"[") if match else 0
 
 
-def _count(chunk: Chunk, character: bytes) -> int:
-    """How often `character` occurs: numpy compares 32 bytes at a time, bytes.count one, but
+def _brackets(chunk: Chunk) -> int:
+    """How many `[` the chunk holds: numpy compares 32 bytes at a time, bytes.count one, but
     numpy's call costs what bytes.count takes for 8 KiB."""
     if len(chunk) <= 1 << 13:
-        return bytes(chunk).count(character)
-    return int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == ord(character)))
+        return bytes(chunk).count(b"[")
+    return int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == ord("[")))
 
 
 def _row_chunks(span: memoryview, rank: int) -> Generator[Chunk]:
