@@ -19,6 +19,7 @@ from starlette.requests import Request as HTTPRequest
 from service import __version__
 from service.api.body import Body, client_left, is_json, read_body
 from service.api.deps import DataPlaneDep, ReadyDep, SettingsDep
+from service.api.responses import json_response
 from service.dataplane import Request
 from service.engine import Result
 from service.errors import BadRequest, Invalid, NotFound, UnsupportedMediaType, not_found
@@ -236,9 +237,7 @@ class Exchange:
             header, {name: (values[name], self.outputs[name]) for name in values}
         )
         if not binary:
-            if isinstance(text, bytes):
-                return Response(text, media_type="application/json")
-            return StreamingResponse(text, media_type="application/json")
+            return json_response(text)
         head = text if isinstance(text, bytes) else b"".join(text)
         size = len(head) + sum(part.nbytes for part in binary)
         return StreamingResponse(

@@ -6,7 +6,6 @@ from typing import Any
 
 import torch
 from fastapi import APIRouter, Response
-from fastapi.responses import StreamingResponse
 from starlette.requests import Request as HTTPRequest
 
 from service import __version__
@@ -14,6 +13,7 @@ from service.api import requests
 from service.api.body import Body, client_left, read_json_body
 from service.api.deps import EngineDep, SettingsDep, get_dataplane, get_settings
 from service.api.models import Info, Limits, Problem
+from service.api.responses import json_response
 from service.api.schemas import request_model
 from service.dataplane import Request
 from service.errors import ServiceError, not_found
@@ -156,9 +156,7 @@ def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
             )
         except ServiceError as error:
             raise error.under("body") from None
-        if isinstance(content, bytes):
-            return Response(content, media_type="application/json")
-        return StreamingResponse(content, media_type="application/json")
+        return json_response(content)
 
     endpoint.__doc__ = spec.summary
     return endpoint
