@@ -13,9 +13,8 @@ plane knows nothing of HTTP, JSON or the binary layout.
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -130,7 +129,7 @@ class DataPlane:
         request = decode()
         arrays = spec.validate(request.arrays, request.params, request.options)
         allowance.spend(spec, spec.cost(arrays, request.params, request.options))
-        return replace(request, arrays=arrays)
+        return Request(arrays, request.params, request.options)
 
     def compute(self, kind: Kind, spec: Spec, request: Request) -> Result:
         return kind.run(self.engine, spec, request.arrays, request.params, request.options)
@@ -143,10 +142,12 @@ class DataPlane:
             return work()
         return await unless_left(anyio.to_thread.run_sync(work), left)
 
-    @asynccontextmanager
-    async def slot(self, left: Left) -> AsyncIterator[None]:
-        """Holds one of max_concurrency computation slots; 503 after waiting queue_timeout,
-        Gone if the client leaves while it waits (it leaves the queue)."""
+    def slot(self, left: Left) -> "_Slot":
+        """Holds one of max_concurrency computation slots (`async with`); 503 after waiting
+        queue_timeout, Gone if the client leaves while it waits (it leaves the queue)."""
+        return _Slot(self, left)
+
+    async def _acquire(self, left: Left) -> None:
         try:
             if self._slots.locked():  # only a wait needs wait_for's task
                 await unless_left(
@@ -162,13 +163,25 @@ class DataPlane:
         self._busy += 1
         if self._busy == self.max_concurrency:
             self._full_since = time.monotonic()
-        try:
-            yield
-        finally:
-            self._busy -= 1
-            self._full_since = None
-            self._slots.release()
+
+    def _release(self) -> None:
+        self._busy -= 1
+        self._full_since = None
+        self._slots.release()
 
     def saturated_for(self) -> float:
         """How long every slot has been busy without one coming free (0 when one is free)."""
         return 0.0 if self._full_since is None else time.monotonic() - self._full_since
+
+
+class _Slot:
+    """DataPlane.slot's `async with`: a class, where a generator context cost 4 us more."""
+
+    def __init__(self, plane: DataPlane, left: Left) -> None:
+        self.plane, self.left = plane, left
+
+    async def __aenter__(self) -> None:
+        await self.plane._acquire(self.left)
+
+    async def __aexit__(self, *_: object) -> None:
+        self.plane._release()
