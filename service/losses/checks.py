@@ -98,6 +98,12 @@ def class_indices(
     same_shape("target", target, "class indices for input", class_index_shape(input))
     integers("target", target, "class index")
     classes = class_count(input)
+    every_class = target.size and target.min() >= 0 and target.max() < classes
+    if every_class and (ignore_index is None or not 0 <= ignore_index < classes):
+        # none is ignored, so the weighted mean is all that is left to check
+        if reduction == "mean" and weight is not None and weight[target].sum() == 0:
+            _zero_weight_sum()
+        return
     rule = f"is not a class index in [0, {classes})"
     if ignore_index is None:
         kept = np.ones(target.shape, dtype=bool)
@@ -121,8 +127,12 @@ def class_indices(
             "all_ignored",
         )
     if weight is not None and weight[target[kept]].sum() == 0:
-        raise Invalid.at(
-            ("weight",),
-            "the weights of the targets sum to 0; reduction 'mean' would divide by it",
-            "zero_weight_sum",
-        )
+        _zero_weight_sum()
+
+
+def _zero_weight_sum() -> None:
+    raise Invalid.at(
+        ("weight",),
+        "the weights of the targets sum to 0; reduction 'mean' would divide by it",
+        "zero_weight_sum",
+    )

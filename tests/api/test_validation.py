@@ -65,6 +65,9 @@ RULES: list[tuple[str, dict[str, Any], str, list[Any], str]] = [
     (CE, {"input": LOGITS, "target": [-100, -100]}, "all_ignored", ["body", "target"], "every target is ignore_index (-100)"),
     ("focal_loss", {"input": LOGITS, "target": [5, 5], "ignore_index": 5}, "all_ignored", ["body", "target"], "every target is ignore_index (5)"),
     (CE, {"input": LOGITS, "target": [0, 1], "weight": [0, 0, 1]}, "zero_weight_sum", ["body", "weight"], "weights of the targets sum to 0"),
+    # every target a class index, but the ignored one among them
+    (CE, {"input": LOGITS, "target": [1, 1], "ignore_index": 1}, "all_ignored", ["body", "target"], "every target is ignore_index (1)"),
+    (CE, {"input": LOGITS, "target": [0, 1], "ignore_index": 1, "weight": [0, 1, 1]}, "zero_weight_sum", ["body", "weight"], "weights of the targets sum to 0"),
     (CE, {"input": LOGITS, "target": [[1, 0, 0], [0, 1, 0]], "ignore_index": -100}, "ignore_index_with_probabilities", ["body", "ignore_index"], "ignore_index applies to class-index targets"),
     ("mse_loss", {"input": [[1], [2], [3], [4]], "target": [1, 2, 3, 4]}, "shape_mismatch", ["body", "target"], "target has shape (4,) but input has shape (4, 1); they must be equal"),
     ("l1_loss", {"input": [1, 2], "target": [1, 2], "weight": [1]}, "shape_mismatch", ["body", "weight"], "weight has shape (1,) but input has shape (2,)"),
