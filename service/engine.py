@@ -64,12 +64,12 @@ class Engine:
         wanted = [t.name for t in spec.tensors if t.grad] if options.grad else []
         for name in wanted:
             tensors[name].requires_grad_()
-        with torch.inference_mode(not wanted):
-            loss = spec.call(**tensors, **vars(params), reduction=options.reduction)
-            if wanted:
-                # For reduction "none" the gradient of the sum, as API.md defines it: a
-                # gradient of ones, which spares the sum's node (backward() alone for a scalar).
-                torch.autograd.backward(loss, torch.ones_like(loss) if loss.dim() else None)
+        # No tensor requires grad unless one is wanted, so autograd records nothing else.
+        loss = spec.call(**tensors, **vars(params), reduction=options.reduction)
+        if wanted:
+            # For reduction "none" the gradient of the sum, as API.md defines it: a gradient
+            # of ones, which spares the sum's node (backward() alone for a scalar).
+            torch.autograd.backward(loss, torch.ones_like(loss) if loss.dim() else None)
         grads = {f"grad_{name}": to_numpy(_grad(tensors[name])) for name in wanted}
         return Result({"loss": to_numpy(loss)} | grads, str(device), divisor)
 
