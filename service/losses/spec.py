@@ -184,12 +184,24 @@ class Spec:
         """The results a request with these parameters and options gets."""
         return ["output"]
 
+    @cached_property
+    def _scalar_models(self) -> tuple[tuple[type[Params], frozenset[str], Params | None], ...]:
+        """The params' and the options' models, each with its field names and its instance of
+        defaults (None where a field is required): models are frozen, so it is shared."""
+        return tuple(
+            (model, frozenset(model.model_fields), _defaults(model))
+            for model in (self.params, self.options)
+        )
+
     def parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
         """The scalar fields as (params, options); one Invalid listing every bad field."""
         errors: list[Any] = []
         results = []
-        for model in (self.params, self.options):
-            subset = {k: v for k, v in values.items() if k in model.model_fields}
+        for model, names, defaults in self._scalar_models:
+            subset = {k: v for k, v in values.items() if k in names}
+            if not subset and defaults is not None:
+                results.append(defaults)
+                continue
             try:
                 results.append(model.model_validate(subset))
             except ValidationError as error:
@@ -306,6 +318,13 @@ def camel(name: str) -> str:
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _defaults(model: type[Params]) -> Params | None:
+    try:
+        return model()
+    except ValidationError:  # a field without a default
+        return None
 
 
 def _fit_float32(params: Params) -> None:
