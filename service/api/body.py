@@ -66,10 +66,9 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
             f"Content-Encoding '{encoding}' is not supported; send gzip, deflate or identity"
         )
     limit = settings.max_body_bytes
-    too_large = PayloadTooLarge(f"the body exceeds max_body_bytes ({limit} bytes)")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     inflate = zlib.decompressobj(ENCODINGS[encoding]) if encoding in ENCODINGS else None
     receiving: Receiving = request.app.state.receiving
     body = bytearray()  # one buffer that grows, not a list of chunks joined into a second copy
@@ -85,7 +84,7 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
                 if inflate is not None:
                     chunk = _inflate(inflate, chunk, limit - len(body) + 1, encoding)
                 if len(body) + len(chunk) > limit:
-                    raise too_large
+                    raise _too_large(limit)
                 if receiving.held + len(chunk) > receiving.limit:
                     raise Unavailable(
                         f"this worker is receiving max_receiving_bytes ({receiving.limit}) of"
@@ -99,6 +98,10 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
     finally:
         receiving.held -= len(body)
     return body
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body exceeds max_body_bytes ({limit} bytes)")
 
 
 def _inflate(inflate: "zlib._Decompress", chunk: bytes, room: int, encoding: str) -> bytes:
