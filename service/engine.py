@@ -14,7 +14,7 @@ from service.config import Settings
 from service.errors import Invalid
 from service.losses import LossSpec, checks
 from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
-from service.tensors.torch import DTYPES, to_numpy, to_torch
+from service.tensors.torch import DTYPES, beyond_float32, to_numpy, to_torch
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +104,6 @@ class Engine:
         torch.autograd.backward(loss)
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def _grad(tensor: torch.Tensor) -> torch.Tensor:
     if tensor.grad is None:  # every tensor asked for takes part in every loss
         raise RuntimeError("autograd gave no gradient")
@@ -117,11 +114,11 @@ def _fit_float32(arrays: Arrays) -> None:
     """Numbers beyond float32's range would become infinities, and the loss NaN. (The JSON
     reader already gives float32 arrays; this guards float64 ones from other adapters.)"""
     for name, array in arrays.items():
-        if array.dtype == np.float64 and array.size and np.abs(array).max() > FLOAT32_MAX:
+        if array.dtype == np.float64 and array.size:
             checks.reject_first(
                 name,
                 array,
-                np.abs(array) > FLOAT32_MAX,
+                beyond_float32(array),
                 "is beyond float32's range; send dtype float64",
                 "float32_overflow",
             )

@@ -73,3 +73,8 @@ def test_float64_arrays_beyond_float32_are_rejected_for_a_float32_computation() 
     arrays = {"input": np.array([1.0, 1e39]), "target": np.array([0.0, 0.0])}
     with pytest.raises(Invalid, match=r"input\[1\] = 1e\+39 is beyond float32's range"):
         engine.compute(spec, arrays, params, options)
+    largest = np.array([3.4028235e38, 0.0])  # float32's largest as orjson writes it
+    assert engine.compute(spec, arrays | {"input": largest}, params, options).outputs["loss"] > 0
+    halfway = np.array([0.0, -(2.0**128 - 2.0**103)])  # rounds to -inf in float32
+    with pytest.raises(Invalid, match=r"input\[1\] = -3.402823567797\d+e\+38 is beyond"):
+        engine.compute(spec, arrays | {"input": halfway}, params, options)

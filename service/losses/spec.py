@@ -328,8 +328,9 @@ def _defaults(model: type[Params]) -> Params | None:
 
 
 def _fit_float32(params: Params) -> None:
-    """A float parameter beyond float32's range cannot take part in a float32 computation
-    (torch refuses to convert it)."""
+    """A float parameter beyond float32's range cannot take part in a float32 computation:
+    torch refuses to convert a number above float32's largest, where it rounds an array's
+    values (service.tensors.torch.FLOAT32_OVERFLOW)."""
     for name, value in params:
         if isinstance(value, float) and abs(value) > FLOAT32_MAX:
             raise Invalid.at(

@@ -24,11 +24,11 @@ import simdjson
 
 from service.errors import BadRequest, Invalid, PayloadTooLarge
 from service.tensors.fields import Span, plain
+from service.tensors.torch import beyond_float32
 from service.types import Loc
 
 MAX_RANK = 8
 CHUNK_BYTES = 1 << 20
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 ElementKind = Literal["float", "int", "int or float"]
 Chunk = bytes | memoryview
 """Whole rows of a tensor as one JSON array: its span itself, or a copy with brackets added."""
@@ -243,19 +243,24 @@ def _row_chunks(span: memoryview, rank: int) -> Generator[Chunk]:
 
 
 def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.ndarray:
-    """values in dtype; a number beyond float32's range is named, not made infinite."""
+    """values in dtype; a number that would become infinite in float32 is named instead.
+
+    JSON numbers are finite, so the cast's overflow flag tells it, for free: scanning the
+    values first took longer than the cast (11 us at 256x100, 0.33 ms at 1024x1000).
+    """
     if values.dtype == dtype:
         return values
-    if dtype == np.float32 and values.size and max(values.max(), -values.min()) > FLOAT32_MAX:
-        local = np.unravel_index(int(np.argmax(np.abs(values) > FLOAT32_MAX)), values.shape)
-        loc: Loc = (name, *(int(i) + row * (not axis) for axis, i in enumerate(local)))
-        raise Invalid.at(
-            loc,
-            f"{_where(loc)} = {values[local].item()!r} is beyond float32's range;"
-            " send dtype float64",
-            "float32_overflow",
-        )
-    return values.astype(dtype)
+    try:
+        with np.errstate(over="raise"):
+            return values.astype(dtype)
+    except FloatingPointError:
+        local = np.unravel_index(int(np.argmax(beyond_float32(values))), values.shape)
+    loc: Loc = (name, *(int(i) + row * (not axis) for axis, i in enumerate(local)))
+    raise Invalid.at(
+        loc,
+        f"{_where(loc)} = {values[local].item()!r} is beyond float32's range; send dtype float64",
+        "float32_overflow",
+    )
 
 
 def _shape(value: Any) -> tuple[int, ...]:

@@ -7,6 +7,18 @@ from service.types import DTypeName
 
 DTYPES: dict[DTypeName, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
+FLOAT32_OVERFLOW = 2.0**128 - 2.0**103
+"""The least magnitude a float64 array value turns into infinity at in float32: half an ulp
+above float32's largest number (3.4028234663852886e38), as numpy and torch round. Below it a
+value rounds to a finite float32: orjson writes float32's largest as 3.4028235e38, which is
+above that number but rounds back to it."""
+
+
+def beyond_float32(array: np.ndarray) -> np.ndarray:
+    """Where a float64 array's values would become infinities in float32."""
+    beyond: np.ndarray = np.abs(array) >= FLOAT32_OVERFLOW
+    return beyond
+
 
 def to_torch(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Floats in `dtype`, integers as int64 (class indices), without a copy where possible."""

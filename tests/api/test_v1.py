@@ -1,6 +1,7 @@
 """/v1/info, the catalogue, unknown names and paths, and the shape of a 200."""
 
 import numpy as np
+import orjson
 import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
@@ -129,3 +130,20 @@ def test_a_large_gradient_is_streamed_and_exact(client: TestClient) -> None:
     assert "content-length" not in response.headers
     expected, grads = reference(F.cross_entropy, {"input": input, "target": target}, ["input"])
     assert_matches(response.json(), expected, grads, "float64")
+
+
+def test_float32_logits_as_orjson_writes_them_keep_their_extremes(client: TestClient) -> None:
+    """Masked logits at float32's limits, in orjson's shortest float32 form (3.4028235e+38),
+    are float32 numbers: the same loss as torch's."""
+    input = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    input[0, 1], input[2, 0] = np.finfo(np.float32).min, np.finfo(np.float32).max
+    target = np.array([0, 1, 2, 0])
+    content = orjson.dumps(
+        {"input": input, "target": target, "reduction": "none"},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+    headers = {"content-type": "application/json"}
+    response = client.post("/v1/losses/cross_entropy", content=content, headers=headers)
+    assert response.status_code == 200, response.text
+    expected = F.cross_entropy(torch.from_numpy(input), torch.from_numpy(target), reduction="none")
+    np.testing.assert_array_equal(np.array(response.json()["loss"], np.float32), expected)

@@ -133,6 +133,36 @@ def test_names_the_index_of_a_fault_in_a_late_chunk(change: Any, loc: tuple, mes
     assert raised.value.detail.startswith(message)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def test_float32_s_largest_as_orjson_writes_it_is_read_as_itself() -> None:
+    """orjson writes float32's largest as 3.4028235e+38, above it as a float64, which rounds
+    back to it: float32 can hold it, so it is no overflow."""
+    extremes = np.array([np.finfo(np.float32).max, np.finfo(np.float32).min])
+    text = orjson.dumps(extremes, option=orjson.OPT_SERIALIZE_NUMPY)
+    assert text == b"[3.4028235e+38,-3.4028235e+38]"
+    fields = parse_fields(b'{"x": ' + text + b"}")
+    array = TensorReader(Budget(10), np.dtype(np.float32)).read(fields["x"], "x", "float")
+    np.testing.assert_array_equal(array, np.array([FLOAT32_MAX, -FLOAT32_MAX], np.float32))
+
+
+@pytest.mark.parametrize("size", [2, 200_000])  # one chunk, and the last of several
+def test_a_number_that_float32_rounds_to_infinity_is_named(size: int) -> None:
+    """Half an ulp above float32's largest rounds to infinity; just below, to the largest."""
+    halfway = 2.0**128 - 2.0**103
+    below = float(np.nextafter(halfway, 0))
+    tensor = np.full(size, -below)
+    assert np.all(read(tensor.tolist(), dtype="float32") == np.float32(-FLOAT32_MAX))
+    tensor[-1] = -halfway
+    with pytest.raises(Invalid) as raised:
+        read(tensor.tolist(), dtype="float32")
+    assert raised.value.errors[0].loc == ("x", size - 1)
+    assert raised.value.detail == (
+        f"x[{size - 1}] = {-halfway!r} is beyond float32's range; send dtype float64"
+    )
+
+
 def test_an_integer_beyond_int64_is_read_as_a_float() -> None:
     assert read([2**63 + 1, 1], "float").tolist() == [float(2**63 + 1), 1.0]
 
