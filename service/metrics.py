@@ -5,8 +5,8 @@ the /metrics route."""
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Collection
 from typing import Any
 
@@ -66,7 +66,7 @@ class Observe:
             return
         start = time.perf_counter()
         given = _header(scope, b"x-request-id")
-        request_id = given if given and REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if given and REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
         seen = {"status": 500, "started": False, "in": 0, "out": 0}
 
         async def counted_receive() -> Message:
