@@ -13,7 +13,7 @@ slowly, as Python lists, to name the first bad index and the rule.
 import re
 import threading
 from collections.abc import Generator, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from math import prod
 from typing import Any, Literal
@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import simdjson
 
-from service.errors import BadRequest, Invalid, PayloadTooLarge
+from service.errors import BadRequest, Invalid, PayloadTooLarge, ServiceError
 from service.tensors.fields import Span, plain
 from service.tensors.torch import beyond_float32
 from service.types import Loc
@@ -81,6 +81,29 @@ class TensorReader:
             self.budget.elements = counted
             return _cast(self._slowly(span, name, kind, integer), dtype, name, 0)
 
+    def parsed(self, array: Any, name: str, kind: ElementKind) -> tuple[np.ndarray, int] | None:
+        """A tensor simdjson parsed with its whole body, and how many arrays its rows' checks
+        counted (the caller counts the body's `[` against them all); None where `read`, on
+        the tensor's text, must decide: any fault, an empty tensor, a first element that is
+        an integer among floats, an integer beyond int64.
+
+        Where `read` would take an "int or float" tensor as integers (none of its numbers is
+        written with `.`, `e` or `E`), its first number is an integer and all fit int64.
+        """
+        shape = _shape(array)
+        if not isinstance(array, simdjson.Array) or len(shape) > MAX_RANK or 0 in shape:
+            return None
+        try:
+            arrays = _check_rows(array, shape)
+            integer = kind == "int" or (kind != "float" and type(_first(array)) is int)
+            buffer = array.as_buffer(of_type="i" if integer else "d")
+            values = np.frombuffer(buffer, dtype="<i8" if integer else "<f8").reshape(shape)
+            self.budget.count(prod(shape))
+            cast = _cast(values, np.dtype(np.int64) if integer else self.float_dtype, name, 0)
+        except (TypeError, ValueError, ServiceError):  # simdjson's, or a rule: read names it
+            return None
+        return cast, arrays
+
     def _quickly(
         self, span: memoryview, rank: int, name: str, kind: ElementKind, dtype: np.dtype[Any]
     ) -> np.ndarray:
@@ -131,7 +154,7 @@ class TensorReader:
         shape = _shape(document)
         if len(shape) != rank or (inner is not None and shape[1:] != inner):
             raise ValueError("ragged")
-        if _check_rows(document, shape) != _brackets(chunk):
+        if _check_rows(document, shape) != brackets(chunk):
             raise ValueError("an array where a number should be")
         of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
         values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
@@ -196,13 +219,28 @@ def _parser() -> simdjson.Parser:
     return parser
 
 
+@contextmanager
+def parsed_whole(body: bytes | bytearray) -> Iterator[simdjson.Object | None]:
+    """The body as simdjson's document while the block runs, or None where it is no JSON
+    object simdjson reads; the block must keep nothing of it, so that this thread's parser is
+    free again after."""
+    try:
+        document = _parser().parse(body)
+    except (ValueError, RuntimeError):  # simdjson's: syntax, encoding, an integer beyond 64 bits
+        document = None
+    try:
+        yield document if isinstance(document, simdjson.Object) else None
+    finally:
+        del document
+
+
 def _leading_brackets(span: memoryview) -> int:
     """The rank the first elements suggest: how many `[` open the value."""
     match = _OPENING.match(span)
     return match.group(1).count(b"[") if match else 0
 
 
-def _brackets(chunk: Chunk) -> int:
+def brackets(chunk: bytes | bytearray | memoryview) -> int:
     """How many `[` the chunk holds: numpy compares 32 bytes at a time, bytes.count one, but
     numpy's call costs what bytes.count takes for 8 KiB."""
     if len(chunk) <= 1 << 13:
@@ -261,6 +299,13 @@ def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.n
         f"{_where(loc)} = {values[local].item()!r} is beyond float32's range; send dtype float64",
         "float32_overflow",
     )
+
+
+def _first(value: Any) -> Any:
+    """The first number of nested arrays that hold one (no dimension is empty)."""
+    while isinstance(value, simdjson.Array):
+        value = value[0]
+    return value
 
 
 def _shape(value: Any) -> tuple[int, ...]:
