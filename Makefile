@@ -23,7 +23,7 @@ test: lint
 # Long random runs: the OpenAPI fuzz test and the parity properties, unseeded.
 fuzz: $(BIN)/loss-service
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
-		tests/api/test_fuzz.py tests/losses
+		tests/api/test_fuzz.py tests/api/test_requests.py tests/losses
 
 lint: $(BIN)/loss-service
 	$(BIN)/ruff check .
