@@ -90,8 +90,10 @@ class TensorReader:
         Where `read` would take an "int or float" tensor as integers (none of its numbers is
         written with `.`, `e` or `E`), its first number is an integer and all fit int64.
         """
+        if not isinstance(array, simdjson.Array):
+            return None
         shape = _shape(array)
-        if not isinstance(array, simdjson.Array) or len(shape) > MAX_RANK or 0 in shape:
+        if len(shape) > MAX_RANK or 0 in shape:
             return None
         try:
             arrays = _check_rows(array, shape)
