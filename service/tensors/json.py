@@ -135,10 +135,17 @@ class TensorReader:
         rows: int,
         inner: tuple[int, ...] | None,
     ) -> np.ndarray:
-        """One chunk's rows (the first `rows` read already) in dtype."""
+        """One chunk's rows (the first `rows` read already) in dtype.
+
+        A chunk simdjson refuses is read slowly after its error is gone: an error raised
+        while it is handled would keep it as context, and through its traceback the document,
+        which holds this thread's parser for as long as anyone keeps the error.
+        """
         try:
-            values = self._chunk(parser, chunk, rank, inner, dtype)
+            values: np.ndarray | None = self._chunk(parser, chunk, rank, inner, dtype)
         except (TypeError, ValueError, RuntimeError):  # simdjson's: type, range, syntax
+            values = None
+        if values is None:
             values = self._slow_chunk(chunk, span, name, kind, dtype, rows, inner)
         return _cast(values, dtype, name, rows)
 

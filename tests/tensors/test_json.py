@@ -221,3 +221,15 @@ def test_a_body_read_in_place_is_left_as_it_came(fault: Any) -> None:
     else:
         np.testing.assert_array_equal(array, np.array(tensor, dtype=np.float32))
     assert body == sent
+
+
+def test_an_error_kept_does_not_hold_the_parser() -> None:
+    """simdjson's parser takes no new body while one of its documents is alive: an error
+    that kept the document as context (a test's pytest.raises, a log record) would send
+    every later tensor of the thread down the slow path."""
+    with pytest.raises(Invalid) as raised:
+        read([[1, 2], [3, "a"]])
+    fields = parse_fields(b'{"x": [[1, 2], [3, 4]]}')
+    reader = FastOnly(Budget(10), np.dtype(np.float64))
+    np.testing.assert_array_equal(reader.read(fields["x"], "x", "float"), [[1, 2], [3, 4]])
+    assert raised.value.detail.startswith('x[1, 1] = "a" is not a number')
