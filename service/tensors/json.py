@@ -38,6 +38,7 @@ Piece = bytes | memoryview
 _FLOAT_MARKS = tuple(re.compile(re.escape(mark)) for mark in (b".", b"e", b"E"))
 """A fraction or an exponent: a literal is searched 12 times faster than a class ([.eE])."""
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -233,10 +234,12 @@ def parsed_whole(body: bytes | bytearray) -> Iterator[simdjson.Object | None]:
     """The body as simdjson's document while the block runs, or None where it is no JSON
     object simdjson reads; the block must keep nothing of it, so that this thread's parser is
     free again after."""
+    document = None
     try:
-        document = _parser().parse(body)
+        if not body.startswith(_BYTE_ORDER_MARK):  # which simdjson skips and msgspec refuses
+            document = _parser().parse(body)
     except (ValueError, RuntimeError):  # simdjson's: syntax, encoding, an integer beyond 64 bits
-        document = None
+        pass
     try:
         yield document if isinstance(document, simdjson.Object) else None
     finally:
