@@ -9,7 +9,7 @@ or answer with NaN, and the torch call itself.
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, TypeVar, cast, get_origin
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -170,6 +170,13 @@ class Spec:
     def scalars(self) -> tuple[str, ...]:
         """The parameters and options: every field that is not a tensor."""
         return (*self.params.model_fields, *self.options.model_fields)
+
+    @cached_property
+    def lists(self) -> tuple[str, ...]:
+        """The parameters that take a list (label_quality's scores)."""
+        models = (self.params, self.options)
+        named = (item for model in models for item in model.model_fields.items())
+        return tuple(name for name, info in named if get_origin(info.annotation) is list)
 
     @cached_property
     def fields(self) -> tuple[str, ...]:

@@ -99,8 +99,7 @@ class TensorReader:
         try:
             arrays = _check_rows(array, shape)
             integer = kind == "int" or (kind != "float" and type(_first(array)) is int)
-            buffer = array.as_buffer(of_type="i" if integer else "d")
-            values = np.frombuffer(buffer, dtype="<i8" if integer else "<f8").reshape(shape)
+            values = _numbers(array, integer).reshape(shape)
             self.budget.count(prod(shape))
             cast = _cast(values, np.dtype(np.int64) if integer else self.float_dtype, name, 0)
         except (TypeError, ValueError, ServiceError):  # simdjson's, or a rule: read names it
@@ -138,16 +137,22 @@ class TensorReader:
     ) -> np.ndarray:
         """One chunk's rows (the first `rows` read already) in dtype.
 
-        A chunk simdjson refuses is read slowly after its error is gone: an error raised
-        while it is handled would keep it as context, and through its traceback the document,
-        which holds this thread's parser for as long as anyone keeps the error.
+        A chunk simdjson refuses is read slowly, its indices offset by the rows before it,
+        once its error is gone: an error raised while it is handled would keep it as context,
+        and through its traceback the document, which holds this thread's parser for as long
+        as anyone keeps the error.
         """
         try:
             values: np.ndarray | None = self._chunk(parser, chunk, rank, inner, dtype)
         except (TypeError, ValueError, RuntimeError):  # simdjson's: type, range, syntax
             values = None
         if values is None:
-            values = self._slow_chunk(chunk, span, name, kind, dtype, rows, inner)
+            try:
+                values = self._slowly(memoryview(chunk), name, kind, dtype.kind == "i", rows, inner)
+            except BadRequest:
+                if len(chunk) < len(span):  # cut where no row ends: it is not JSON by itself
+                    raise _Recut from None
+                raise
         return _cast(values, dtype, name, rows)
 
     def _chunk(
@@ -166,29 +171,10 @@ class TensorReader:
             raise ValueError("ragged")
         if _check_rows(document, shape) != brackets(chunk):
             raise ValueError("an array where a number should be")
-        of_type: Literal["d", "i"] = "i" if dtype.kind == "i" else "d"
-        values = np.frombuffer(document.as_buffer(of_type=of_type), dtype=f"<{dtype.kind}8")
+        values = _numbers(document, dtype.kind == "i")
         del document  # the parser takes no new chunk while a document refers to it
         self.budget.count(prod(shape))
         return values.reshape(shape)
-
-    def _slow_chunk(
-        self,
-        chunk: Chunk,
-        span: memoryview,
-        name: str,
-        kind: ElementKind,
-        dtype: np.dtype[Any],
-        rows: int,
-        inner: tuple[int, ...] | None,
-    ) -> np.ndarray:
-        """The chunk read slowly, its indices offset by the rows before it."""
-        try:
-            return self._slowly(memoryview(chunk), name, kind, dtype.kind == "i", rows, inner)
-        except BadRequest:
-            if len(chunk) < len(span):  # cut where no row ends: it is not JSON by itself
-                raise _Recut from None
-            raise
 
     def _slowly(
         self,
@@ -311,6 +297,13 @@ def _cast(values: np.ndarray, dtype: np.dtype[Any], name: str, row: int) -> np.n
         f"{_where(loc)} = {values[local].item()!r} is beyond float32's range; send dtype float64",
         "float32_overflow",
     )
+
+
+def _numbers(array: simdjson.Array, integer: bool) -> np.ndarray:
+    """The array's numbers, flattened, as int64 or float64: simdjson's tape straight into a
+    numpy buffer."""
+    buffer = array.as_buffer(of_type="i" if integer else "d")
+    return np.frombuffer(buffer, dtype="<i8" if integer else "<f8")
 
 
 def _first(value: Any) -> Any:

@@ -215,3 +215,18 @@ def test_a_long_number_is_a_number_in_either_reading() -> None:
     assert found is not None and isinstance(expected, Request)
     assert_same(found, expected)
     assert expected.params.label_smoothing == pytest.approx(1 / 9)
+
+
+def test_a_list_parameter_is_decoded_field_by_field() -> None:
+    """One pass cannot count a list's bytes, so a body that names label_quality's `scores`
+    goes field by field (without a pass first); one that leaves it out takes the pass."""
+    spec = SPECS["label_quality"]
+    assert spec.lists == ("scores",)
+    plain = logits_body("float32")
+    listed = b'{"scores": ["self_confidence"], ' + plain[1:]
+    assert read_whole(spec, listed, 10**6) is None
+    found, expected = decode_body(spec, listed, 10**6), decoded("label_quality", listed, 10**6)
+    assert isinstance(expected, Request)
+    assert_same(found, expected)
+    assert expected.params.scores == ["self_confidence"]
+    assert read_whole(spec, plain, 10**6) is not None

@@ -111,7 +111,7 @@ def test_sound_large_tensors_take_the_fast_path(shape: tuple[int, ...]) -> None:
 class FastOnly(TensorReader):
     """A reader that fails where a chunk would be read slowly."""
 
-    def _slow_chunk(self, *args: Any) -> np.ndarray:
+    def _slowly(self, *args: Any) -> np.ndarray:
         raise AssertionError("a chunk took the slow path")
 
 
