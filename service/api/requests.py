@@ -59,7 +59,7 @@ def read_whole(spec: Spec, body: bytes | bytearray, max_elements: int) -> Reques
         if document is None:
             return None
         names = list(document.keys())
-        if len(set(names)) < len(names) or not all(name in spec.fields for name in names):
+        if len(set(names)) < len(names) or not spec.field_set.issuperset(names):
             return None
         kinds = spec.element_kinds
         scalars = {name: document[name] for name in names if name not in kinds}
