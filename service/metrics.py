@@ -137,8 +137,9 @@ def _format(line: dict[str, Any], log_format: str) -> str:
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
+    """The first header named `name` (ASGI gives the names lowercased)."""
     for key, value in scope.get("headers", []):
-        if key.lower() == name:
+        if key == name:
             text: str = value.decode("latin-1")
             return text
     return None
