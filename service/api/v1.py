@@ -138,6 +138,8 @@ def _body(model: str) -> dict[str, object]:
 
 
 def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
+    encode = partial(requests.encode_result, kind)
+
     async def endpoint(request: HTTPRequest) -> Response:  # served by service.api.direct
         plane, settings = await get_dataplane(request), await get_settings(request)
         body = Body(await read_json_body(request, settings))
@@ -150,7 +152,7 @@ def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
                 kind,
                 spec,
                 decode,
-                partial(requests.encode_result, kind),
+                encode,
                 size=len(body),
                 left=client_left(request),
             )
