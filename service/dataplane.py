@@ -15,7 +15,6 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -116,15 +115,13 @@ class DataPlane:
         its estimated work says; Gone when the client leaves while it waits."""
         allowance = Allowance(self.max_work)
         async with self.slot(left):
-            if size <= INLINE_BYTES:  # place's work, called here: a lambda and a call less
-                request = self.admit(spec, decode, allowance)
-            else:
-                admit = partial(self.admit, spec, decode, allowance)
-                request = await self.place(admit, inline=False, left=left)
-            if allowance.seconds <= INLINE_SECONDS:
-                return encode(request, self.compute(kind, spec, request))
+            request = await self.place(
+                lambda: self.admit(spec, decode, allowance), inline=size <= INLINE_BYTES, left=left
+            )
             return await self.place(
-                lambda: encode(request, self.compute(kind, spec, request)), inline=False, left=left
+                lambda: encode(request, self.compute(kind, spec, request)),
+                inline=allowance.seconds <= INLINE_SECONDS,
+                left=left,
             )
 
     def admit(self, spec: Spec, decode: Callable[[], Request], allowance: Allowance) -> Request:

@@ -1,5 +1,7 @@
 """A declaration's parameters: parsed once per set of values, by type as well as value."""
 
+import math
+
 import pytest
 
 from service.errors import Invalid
@@ -25,6 +27,12 @@ def test_a_value_equal_to_a_kept_one_but_of_another_type_is_parsed_anew(spec: Lo
         spec.parse_options({"grad": 1})
     assert raised.value.errors[0].loc == ("grad",)
     assert raised.value.errors[0].type == "bool_type"
+
+
+def test_a_negative_zero_is_not_taken_for_a_kept_zero(spec: LossSpec) -> None:
+    assert math.copysign(1.0, spec.parse_options({"label_smoothing": 0.0})[0].label_smoothing) == 1
+    kept = spec.parse_options({"label_smoothing": -0.0})[0].label_smoothing
+    assert math.copysign(1.0, kept) == -1
 
 
 def test_refused_values_are_refused_every_time(spec: LossSpec) -> None:

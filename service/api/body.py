@@ -35,7 +35,7 @@ def is_json(content_type: str) -> bool:
 _BODY_HEADERS = {b"content-type": 0, b"content-encoding": 1, b"content-length": 2}
 
 
-def body_headers(request: Request) -> tuple[str, str, str]:
+def _body_headers(request: Request) -> tuple[str, str, str]:
     """Content-Type ("" if none), Content-Encoding ("identity") and Content-Length ("") in one
     pass over the headers (ASGI lowercases their names), the first of each: three lookups
     through Starlette's Headers took 5 us."""
@@ -50,7 +50,7 @@ def body_headers(request: Request) -> tuple[str, str, str]:
 
 async def read_json_body(request: Request, settings: Settings) -> bytearray:
     """The whole body, or 415 for a non-JSON content type (see read_body)."""
-    content_type, encoding, length = body_headers(request)
+    content_type, encoding, length = _body_headers(request)
     if not is_json(content_type):
         raise UnsupportedMediaType(
             f"Content-Type must be application/json, not '{content_type or 'none'}'"
@@ -76,7 +76,7 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
 
     The limits hold while the body streams in, so an oversized upload is never buffered whole.
     """
-    _, encoding, length = body_headers(request)
+    _, encoding, length = _body_headers(request)
     return await _read(request, settings, encoding, length)
 
 

@@ -209,7 +209,8 @@ class Spec:
 
     @cached_property
     def _parsed(self) -> dict[tuple[Any, ...], tuple[Any, Any]]:
-        """parse_options' results by their values (names, types and values: True == 1)."""
+        """parse_options' results by their values: names, types (True == 1) and values, a
+        float by its bits (-0.0 == 0.0)."""
         return {}
 
     def parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -218,7 +219,10 @@ class Spec:
         The models are frozen, so the results of values seen before are shared: a pipeline
         sends the same parameters again and again, and pydantic took 6 us to validate them.
         """
-        key = tuple((name, type(value), value) for name, value in values.items())
+        key = tuple(
+            (name, type(value), value.hex() if type(value) is float else value)
+            for name, value in values.items()
+        )
         try:
             return self._parsed[key]
         except KeyError:
