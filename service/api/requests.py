@@ -70,11 +70,10 @@ def read_whole(spec: Spec, body: bytes | bytearray, max_elements: int) -> Reques
         except ServiceError:
             return None
         reader = TensorReader(Budget(max_elements), np.dtype(options.dtype))
-        required = {t.name for t in spec.tensors}
         arrays, counted = {}, 0
         for name in (name for name in names if name in kinds):
             value = document[name]
-            if value is None and name not in required:
+            if value is None and name not in spec.required:
                 continue
             if (read := reader.parsed(value, name, kinds[name])) is None:
                 return None
@@ -110,11 +109,10 @@ def decode(spec: Spec, fields: Fields, budget: Budget) -> Request:
     scalars = {name: _scalar(name, raw) for name, raw in fields.items() if name not in kinds}
     params, options = spec.parse_options(scalars)
     reader = TensorReader(budget, np.dtype(options.dtype))
-    required = {t.name for t in spec.tensors}
     arrays = {
         name: reader.read(raw, name, kinds[name])
         for name, raw in fields.items()
-        if name in required or (name in kinds and not _is_null(raw))
+        if name in spec.required or (name in kinds and not _is_null(raw))
     }
     return Request(arrays, params, options)
 

@@ -3,6 +3,8 @@
 Each raises Invalid naming the field, the first offending index (row-major) and the rule.
 """
 
+from typing import NoReturn
+
 import numpy as np
 
 from service.errors import Invalid
@@ -130,7 +132,7 @@ def class_indices(
         _zero_weight_sum()
 
 
-def _zero_weight_sum() -> None:
+def _zero_weight_sum() -> NoReturn:
     raise Invalid.at(
         ("weight",),
         "the weights of the targets sum to 0; reduction 'mean' would divide by it",

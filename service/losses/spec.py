@@ -186,6 +186,11 @@ class Spec:
         return (*self.element_kinds, *self.scalars)
 
     @cached_property
+    def required(self) -> frozenset[str]:
+        """The tensors a request must hold (a tensor parameter may be left out, or null)."""
+        return frozenset(t.name for t in self.tensors)
+
+    @cached_property
     def field_set(self) -> frozenset[str]:
         """fields, to test names against."""
         return frozenset(self.fields)
