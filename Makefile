@@ -20,10 +20,11 @@ run: $(BIN)/loss-service
 test: lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
-# Long random runs: the OpenAPI fuzz test and the parity properties, unseeded.
+# Long random runs: the OpenAPI fuzz test, /v2 inference requests and the parity properties,
+# unseeded.
 fuzz: $(BIN)/loss-service
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
-		tests/api/test_fuzz.py tests/api/test_requests.py tests/losses
+		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/api/test_requests.py tests/losses
 
 lint: $(BIN)/loss-service
 	$(BIN)/ruff check .

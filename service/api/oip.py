@@ -17,12 +17,12 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import Request as HTTPRequest
 
 from service import __version__
-from service.api.body import Body, client_left, is_json, read_body
+from service.api.body import Body, client_left, read_body
 from service.api.deps import DataPlaneDep, ReadyDep, SettingsDep
 from service.api.responses import json_response
 from service.dataplane import Request
 from service.engine import Result
-from service.errors import BadRequest, Invalid, NotFound, UnsupportedMediaType, not_found
+from service.errors import BadRequest, Invalid, NotFound, not_found
 from service.kinds import MODELS, Kind
 from service.losses.spec import Spec
 from service.protocol import (
@@ -107,14 +107,9 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
     ) -> Response:
         """Computes the model on the request's inputs and parameters: see the README."""
         kind, spec = lookup(name, version)
+        # JSON whatever the Content-Type, as Triton takes it (curl -d sends a form's type);
+        # binary data is told by its header.
         header_length = request.headers.get(HEADER_LENGTH)
-        content_type = request.headers.get("content-type")
-        if header_length is None and not _takes_json(content_type):
-            raise UnsupportedMediaType(
-                f"Content-Type must be application/json, application/octet-stream or absent,"
-                f" not '{content_type}'; binary data needs the Inference-Header-Content-Length"
-                " header"
-            )
         body = Body(await read_body(request, settings))
         exchange = Exchange(kind, spec, name)
 
@@ -261,29 +256,25 @@ async def _chunks(parts: list[memoryview]) -> AsyncIterator[memoryview]:
             yield part[start : start + PIECE]
 
 
-def _takes_json(content_type: str | None) -> bool:
-    """A JSON-only request may come without a type (tritonclient) or as bytes (its aio
-    client, through aiohttp)."""
-    if content_type is None:
-        return True
-    media = content_type.partition(";")[0].strip().lower()
-    return is_json(media) or media == "application/octet-stream"
-
-
 def _header_length(value: str | None, body: int) -> int:
     """The JSON header's length: Inference-Header-Content-Length, or the whole body."""
     if value is None:
         return body
-    if not value.isdigit():
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()):
         raise BadRequest(
-            f"Inference-Header-Content-Length must be a number of bytes, not '{value}'"
+            f"Inference-Header-Content-Length must be a number of bytes, not '{_clip(value)}'"
         )
-    length = int(value)
-    if length > body:
+    if len(digits) > len(str(body)) or int(digits) > body:
         raise BadRequest(
-            f"Inference-Header-Content-Length is {length} bytes, beyond the body's {body}"
+            f"Inference-Header-Content-Length is {_clip(digits)} bytes, beyond the body's {body}"
         )
-    return length
+    return int(digits)
+
+
+def _clip(text: str, most: int = 40) -> str:
+    """A client's text in a message, cut short."""
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def _flag(value: Any, name: str) -> bool:

@@ -82,6 +82,21 @@ class TensorReader:
             self.budget.elements = counted
             return _cast(self._slowly(span, name, kind, integer), dtype, name, 0)
 
+    def read_bools(self, raw: Span, name: str) -> np.ndarray:
+        """A tensor of JSON booleans (the Protocol's BOOL), flat: rectangular, at most
+        MAX_RANK deep, every element true or false."""
+        value = plain(raw)
+        shape = _shape(value)
+        if len(shape) > MAX_RANK:
+            raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
+        self.budget.count(prod(shape))
+        for index, element in _walk(value, shape, (name,)):
+            if not isinstance(element, bool):
+                raise Invalid.at(
+                    index, f"{_where(index)} = {_show(element)} is not true or false", "not_a_bool"
+                )
+        return np.array(value, dtype=np.bool_).reshape(-1)
+
     def parsed(self, array: Any, name: str, kind: ElementKind) -> tuple[np.ndarray, int] | None:
         """A tensor simdjson parsed with its whole body, and how many arrays its rows' checks
         counted (the caller counts the body's `[` against them all); None where `read`, on

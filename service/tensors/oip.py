@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from math import prod
 from typing import Any, Final
 
-import msgspec
 import numpy as np
 
 from service.errors import BadRequest, Invalid, PayloadTooLarge
@@ -71,7 +70,7 @@ def read_inputs(
             )
         if names.count(name) > 1:
             raise BadRequest(f"input '{name}' is given {names.count(name)} times")
-    sizes = [_check_header(i) for i in inputs]
+    sizes = [_check_header(i, max_elements) for i in inputs]
     elements = sum(prod(i.shape) for i in inputs)
     if elements > max_elements:
         raise PayloadTooLarge(f"the tensors hold more than max_elements ({max_elements}) elements")
@@ -90,6 +89,8 @@ def read_inputs(
         else:
             wire = np.frombuffer(binary, dtype, prod(request_input.shape), offset)
             offset += size
+            if request_input.datatype == "BF16":
+                wire = _widen(wire)
         array = wire.reshape(request_input.shape)
         arrays[request_input.name] = _conform(
             array, request_input, spec, kinds[request_input.name], float_dtype
@@ -97,17 +98,22 @@ def read_inputs(
     return arrays
 
 
-def _check_header(request_input: RequestInput) -> int | None:
+def _check_header(request_input: RequestInput, max_elements: int) -> int | None:
     """The input's binary_data_size (None for JSON data), after checking its header."""
     name, shape, datatype = request_input.name, request_input.shape, request_input.datatype
     if datatype not in DATATYPES:
         raise BadRequest(
             f"input '{name}' has datatype '{datatype}'; this server takes: {', '.join(DATATYPES)}"
         )
-    if any(d < 0 for d in shape):
-        raise BadRequest(f"input '{name}' has shape {shape}; dimensions must be >= 0")
     if len(shape) > MAX_RANK:
         raise Invalid.at((name,), f"{name} has more than {MAX_RANK} dimensions", "too_deep")
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"input '{name}' has shape {shape}; dimensions must be >= 0")
+    if any(d > max_elements for d in shape):  # even where another is 0: numpy takes no such shape
+        raise PayloadTooLarge(
+            f"input '{name}' has shape {shape}; a dimension may be at most max_elements"
+            f" ({max_elements})"
+        )
     unknown = set(request_input.parameters) - {"binary_data_size"}
     if unknown:
         raise BadRequest(
@@ -132,14 +138,18 @@ def _check_header(request_input: RequestInput) -> int | None:
     return size
 
 
+def _widen(bits: np.ndarray) -> np.ndarray:
+    """bfloat16's bits as float32: they are its upper half."""
+    wide = bits.astype(np.uint32)
+    wide <<= 16  # in place: on a 0-d array, `<<` would give a scalar
+    return wide.view(np.float32)
+
+
 def _from_json(request_input: RequestInput, reader: TensorReader) -> np.ndarray:
     """JSON data, flat or nested, as a flat array of the declared number of elements."""
     name, datatype = request_input.name, request_input.datatype
     if datatype == "BOOL":
-        values = msgspec.json.decode(request_input.data)
-        array = np.array(values)
-        if array.dtype != np.bool_:
-            raise BadRequest(f"input '{name}' is BOOL: its data must be true and false")
+        array = reader.read_bools(request_input.data, name)
     else:
         kind: ElementKind = "int" if datatype in INTEGERS else "float"
         array = reader.read(request_input.data, name, kind)
@@ -173,8 +183,6 @@ def _conform(
             f" {', '.join(INTEGERS)}",
             "datatype",
         )
-    if datatype == "BF16":
-        array = (array.astype(np.uint32) << 16).view(np.float32)
     # A finite sum means every element is finite (NaN and infinity propagate): one pass with
     # no temporary; only a sum that is not (or overflows) looks for the first bad element.
     with np.errstate(over="ignore", invalid="ignore"):

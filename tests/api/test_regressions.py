@@ -1,6 +1,10 @@
 """Requests the fuzz tests (`make fuzz`) once answered with a 5xx, each pinned to its 4xx."""
 
+import httpx2
+import numpy as np
+import orjson
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from tests.conftest import problem
@@ -90,3 +94,108 @@ def test_deep_json_on_v2_is_a_400(client: TestClient) -> None:
         "error": "the inference request is not valid: Expected `bool | int | float | str`,"
         " got `array` - at `$.parameters[...]`"
     }
+
+
+V2 = "/v2/models/cross_entropy/infer"
+JSON_REQUEST = (
+    b'{"inputs":[{"name":"input","shape":[1,2],"datatype":"FP32","data":[1,2]},'
+    b'{"name":"target","shape":[1],"datatype":"INT64","data":[1]}]}'
+)
+
+
+def v2_error(response: httpx2.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    message: str = response.json()["error"]
+    return message
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        (b"\xb2", "must be a number of bytes, not '"),
+        ("\u0663".encode(), "must be a number of bytes, not '"),
+        (b"9" * 5000, f"is {'9' * 40}... bytes, beyond the body's {len(JSON_REQUEST)}"),
+        (b"-1", "must be a number of bytes, not '-1'"),
+    ],
+    ids=["superscript two", "arabic-indic three", "5000 digits", "negative"],
+)
+def test_the_header_length_header_is_a_plain_number(
+    client: TestClient, value: bytes, detail: str
+) -> None:
+    """Python's isdigit() takes '²' (0xB2 in latin-1) and int() refuses it; int() refuses
+    5,000 digits: both were a 500. (The test client re-encodes a byte beyond ASCII, so the
+    message is checked up to the value there.)"""
+    headers = {"Inference-Header-Content-Length": value}
+    response = client.post(V2, content=JSON_REQUEST, headers=headers)
+    message = v2_error(response, 400)
+    if value.isascii():
+        assert message == "Inference-Header-Content-Length " + detail
+    else:
+        assert message.startswith("Inference-Header-Content-Length " + detail)
+
+
+def test_an_empty_tensor_with_a_huge_dimension_is_a_413(client: TestClient) -> None:
+    """numpy refuses the shape even with no element in it (500)."""
+    body = (
+        b'{"inputs":[{"name":"input","shape":[0,4611686018427387904],"datatype":"FP32","data":[]},'
+        b'{"name":"target","shape":[0],"datatype":"INT64","data":[]}]}'
+    )
+    assert v2_error(client.post(V2, content=body), 413) == (
+        "input 'input' has shape [0, 4611686018427387904]; a dimension may be at most"
+        " max_elements (16777216)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "shape", "status", "detail"),
+    [
+        ("[[true],[true,false]]", [2], 422, "target[1] has 2 elements where 1 are expected"),
+        ("[" * 70 + "true" + "]" * 70, [1], 422, "target has more than 8 dimensions"),
+        ("[true, 1]", [2], 422, "target[1] = 1 is not true or false"),
+        ('[true, "x"]', [2], 422, 'target[1] = "x" is not true or false'),
+        ("[[true, false]]", [2], 200, None),
+    ],
+    ids=["ragged", "65 deep", "a number", "a string", "nested"],
+)
+def test_bool_json_data_is_rectangular_and_boolean(
+    client: TestClient, data: str, shape: list[int], status: int, detail: str | None
+) -> None:
+    """np.array raised on ragged lists, and on lists deeper than 64 (500)."""
+    body = (
+        '{"inputs":[{"name":"input","shape":[2],"datatype":"FP32","data":[0.5,-1]},'
+        f'{{"name":"target","shape":{shape},"datatype":"BOOL","data":{data}}}]}}'
+    )
+    response = client.post("/v2/models/binary_cross_entropy_with_logits/infer", content=body)
+    if detail is None:
+        assert response.status_code == 200, response.text
+    else:
+        assert v2_error(response, status).startswith(detail)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("shape", [[], [2]])
+def test_bf16_is_read_as_values_from_json_and_as_bits_from_binary_data(
+    client: TestClient, binary: bool, shape: list[int]
+) -> None:
+    """A 0-d BF16 tensor became a numpy scalar (500), and JSON BF16 values were taken for
+    bits: 0.5 became 0."""
+    values = np.array([0.5, -1.5][: max(1, len(shape) * 2)], dtype=np.float32).reshape(shape)
+    expected = torch.nn.functional.mse_loss(
+        torch.from_numpy(values).double(), torch.full(shape, 0.25, dtype=torch.float64)
+    )
+    inputs = []
+    data = b""
+    for name, array in (("input", values), ("target", np.full(shape, 0.25, np.float32))):
+        entry: dict[str, object] = {"name": name, "shape": shape, "datatype": "BF16"}
+        if binary:
+            bits = (array.view(np.uint32) >> 16).astype("<u2")
+            entry["parameters"] = {"binary_data_size": bits.nbytes}
+            data += bits.tobytes()
+        else:
+            entry["data"] = array.reshape(-1).tolist()
+        inputs.append(entry)
+    header = orjson.dumps({"inputs": inputs, "parameters": {"dtype": "float64"}})
+    headers = {"Inference-Header-Content-Length": str(len(header))} if binary else {}
+    response = client.post("/v2/models/mse_loss/infer", content=header + data, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == [expected.item()]
