@@ -124,6 +124,10 @@ class Unavailable(ServiceError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class Unimplemented(ServiceError):
+    status = HTTPStatus.NOT_IMPLEMENTED
+
+
 def from_validation_errors(errors: Iterable[Mapping[str, Any]]) -> Invalid:
     """pydantic's error list as one Invalid naming each field: "reduction: Input should be..."."""
     items = [

@@ -1,12 +1,13 @@
-"""Reading a request body: media type and encoding first, then at most max_body_bytes (after
-inflating) while it streams, at a minimum rate, within the worker's budget of bytes being
-received."""
+"""Reading a request body: media type, transfer coding and encoding first, then at most
+max_body_bytes (after inflating) while it streams, at a minimum rate, within the worker's
+budget of bytes being received."""
 
 import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -17,11 +18,16 @@ from service.errors import (
     PayloadTooLarge,
     RequestTimeout,
     Unavailable,
+    Unimplemented,
     UnsupportedMediaType,
 )
 
 ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 """Content-Encoding -> zlib's wbits: gzip's header, or deflate's zlib wrapper (RFC 9110)."""
+INFLATE_ON_LOOP = 1 << 18
+"""Bytes a chunk may inflate to on the event loop (about 0.1 ms); what it inflates to beyond
+that is inflated in a worker thread (zlib lets go of the GIL), so that a body that inflates a
+thousandfold holds up no other request."""
 
 
 def is_json(content_type: str) -> bool:
@@ -32,20 +38,44 @@ def is_json(content_type: str) -> bool:
     )
 
 
-_BODY_HEADERS = {b"content-type": 0, b"content-encoding": 1, b"content-length": 2}
+_BODY_HEADERS = {
+    b"content-type": 0,
+    b"content-encoding": 1,
+    b"content-length": 2,
+    b"transfer-encoding": 3,
+}
 
 
 def _body_headers(request: Request) -> tuple[str, str, str]:
     """Content-Type ("" if none), Content-Encoding ("identity") and Content-Length ("") in one
     pass over the headers (ASGI lowercases their names), the first of each: three lookups
-    through Starlette's Headers took 5 us."""
-    found: list[str | None] = [None, None, None]
+    through Starlette's Headers took 5 us. Transfer-Encoding must be chunked alone."""
+    found: list[str | None] = [None, None, None, None]
     for name, value in request.scope["headers"]:
         index = _BODY_HEADERS.get(name)
         if index is not None and found[index] is None:
             found[index] = value.decode("latin-1")
-    content_type, encoding, length = found
+    content_type, encoding, length, coding = found
+    if coding is not None:
+        _check_coding(coding)
     return content_type or "", encoding or "identity", length or ""
+
+
+def _check_coding(header: str) -> None:
+    """RFC 9112: a body whose last transfer coding is not chunked has no length (400); one
+    with other codings before it, which this server does not undo, is a 501. Both close."""
+    codings = [coding.strip().lower() for coding in header.split(",")]
+    if codings[-1] != "chunked":
+        raise BadRequest(
+            f"Transfer-Encoding '{header}' does not end in chunked: the body has no length",
+            headers={"Connection": "close"},
+        )
+    if len(codings) > 1:
+        raise Unimplemented(
+            f"Transfer-Encoding '{header}' is not supported: send the body chunked alone (or"
+            " with a Content-Length), compressed with Content-Encoding if you like",
+            headers={"Connection": "close"},
+        )
 
 
 async def read_json_body(request: Request, settings: Settings) -> bytearray:
@@ -75,6 +105,7 @@ async def read_body(request: Request, settings: Settings) -> bytearray:
     client disconnects first.
 
     The limits hold while the body streams in, so an oversized upload is never buffered whole.
+    An upload that the server's shutdown cuts (past shutdown_timeout) is a 503 that closes.
     """
     _, encoding, length = _body_headers(request)
     return await _read(request, settings, encoding, length)
@@ -103,7 +134,7 @@ async def _read(request: Request, settings: Settings, encoding: str, declared: s
                 chunk, more = message.get("body", b""), message.get("more_body", False)
                 pace.received(len(chunk))
                 if inflate is not None:
-                    chunk = _inflate(inflate, chunk, limit - len(body) + 1, encoding)
+                    chunk = await _inflate(inflate, chunk, limit - len(body) + 1, encoding)
                 if len(body) + len(chunk) > limit:
                     raise _too_large(limit)
                 if receiving.held + len(chunk) > receiving.limit:
@@ -125,11 +156,14 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the body exceeds max_body_bytes ({limit} bytes)")
 
 
-def _inflate(inflate: "zlib._Decompress", chunk: bytes, room: int, encoding: str) -> bytes:
+async def _inflate(inflate: "zlib._Decompress", chunk: bytes, room: int, encoding: str) -> bytes:
     """At most `room` bytes of the chunk inflated: a 1 MB body that inflates to 1 GB is a 413
-    once the limit is passed, not a gigabyte."""
+    once the limit is passed, not a gigabyte. Past INFLATE_ON_LOOP bytes, in a thread."""
     try:
-        out = inflate.decompress(chunk, room)
+        out = inflate.decompress(chunk, min(room, INFLATE_ON_LOOP))
+        if inflate.unconsumed_tail and len(out) < room:
+            more = inflate.unconsumed_tail
+            out += await anyio.to_thread.run_sync(inflate.decompress, more, room - len(out))
     except zlib.error as error:
         raise BadRequest(f"the body is not valid {encoding}: {error}") from None
     if inflate.unconsumed_tail:  # more than `room` inflated: beyond the limit
@@ -180,13 +214,22 @@ class _Pace:
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self.timer.cancel()
-        # as asyncio.timeout does: only a cancellation of ours becomes the 408
-        ours = self.stalled and self.task.uncancel() <= self.cancelling
-        if ours and kind is asyncio.CancelledError:
+        if kind is not asyncio.CancelledError:
+            return
+        # As asyncio.timeout does: a cancellation of ours is the 408. Any other is the server's
+        # at shutdown, when the drain has outlasted shutdown_timeout: the client can retry.
+        ours = self.stalled and self.task.cancelling() == self.cancelling + 1
+        while self.task.cancelling() > self.cancelling:
+            self.task.uncancel()
+        if ours:
             raise RequestTimeout(
                 f"no byte of the body came for body_timeout ({self.timeout} s)",
                 headers={"Connection": "close"},
             ) from None
+        raise Unavailable(
+            "the server is shutting down and the body was not all received; retry",
+            headers={"Connection": "close", "Retry-After": "1"},
+        ) from None
 
 
 class Body:
