@@ -22,6 +22,7 @@ from service import __version__, metrics
 from service.api import batch, health, oip, v1
 from service.api.body import Receiving, gone
 from service.api.direct import Direct, direct_routes
+from service.api.framing import Framing
 from service.api.models import BatchRequest
 from service.api.schemas import request_model
 from service.auth import Authenticate, Keys, guarded
@@ -43,13 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         engine = Engine(settings)
         await run_in_threadpool(engine.warm_up)
         gc.freeze()  # the app's and torch's objects live on: spare them every collection
         app.state.dataplane = DataPlane(engine, settings)
         reload = settings.api_keys_file is not None and _on_sighup(app.state.keys.reload)
-        yield
+        yield {"settings": settings}  # the server's state: service.http reads its limits there
         if reload:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         Observe, metrics=app.state.metrics, names=MODELS.keys(), log_format=settings.log_format
     )
+    app.add_middleware(Framing, max_body_bytes=settings.max_body_bytes)
     _log_to_stderr(settings)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(Gone, _gone)

@@ -3,8 +3,6 @@
 import argparse
 import json
 import os
-import signal
-import sys
 from pathlib import Path
 
 OPENAPI_PATH = Path("openapi/openapi.json")
@@ -44,28 +42,11 @@ def openapi_json() -> str:
 
 
 def _serve(host: str | None, port: int | None, workers: int | None) -> None:
-    import uvicorn
-
     from service.config import Settings
-    from service.http import GuardedHttpTools
+    from service.server import serve
 
     # Flags become environment variables so that every worker process reads the same settings.
     for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
         if value is not None:
             os.environ[f"LOSS_SERVICE_{name}"] = str(value)
-    settings = Settings()
-    # uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
-    # handler it found installed: this one, so that a graceful stop exits 0.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
-        "service.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,  # the service writes its own (service.metrics.Observe)
-        http=GuardedHttpTools,
-        timeout_keep_alive=settings.keep_alive_timeout,
-        timeout_graceful_shutdown=settings.shutdown_timeout,
-    )
+    serve(Settings())

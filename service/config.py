@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     """Address `serve` binds to (use 0.0.0.0 in a container)."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     """TCP port `serve` listens on."""
+    probe_port: Annotated[int, Field(ge=0, le=65535)] = 8002
+    """TCP port of the health probes and the metrics alone, on the same address, with
+    connections of its own: the service's connections never crowd the probes out (0: none)."""
     workers: Annotated[int, Field(ge=1)] = 1
     """uvicorn worker processes; one per core scales across cores."""
     device: str = "auto"
@@ -43,15 +46,17 @@ class Settings(BaseSettings):
     """Bytes of request bodies one worker receives at once, all uploads together (503 beyond):
     the bound on what stalled uploads hold."""
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
-    """Seconds a request's headers may take to arrive, counted from the connection (or the
-    previous response); 408 and the connection closes beyond."""
+    """Seconds a request's head may take to arrive, counted from the connection (or the
+    previous response); 408 and the connection closes beyond. The rest of a body refused
+    before it was read must arrive within as long of the refusal, else the connection closes."""
     max_header_bytes: Annotated[int, Field(ge=1024)] = 65536
     """Largest request head, request line and headers (431 beyond)."""
     max_headers: Annotated[int, Field(ge=1)] = 100
     """Most headers in one request (431 beyond)."""
     max_connections: Annotated[int, Field(ge=1)] = 512
-    """Open connections per worker; beyond it only the health probes are served (503), and
-    past 32 more a new connection is closed at once."""
+    """Open connections per worker on the service's port; beyond it only the health probes are
+    served (503), and past 32 more a new connection is closed at once. The probe port takes 32
+    connections of its own."""
     keep_alive_timeout: Annotated[int, Field(ge=1)] = 5
     """Seconds an idle keep-alive connection stays open."""
     write_timeout: Annotated[float, Field(gt=0)] = 30.0
@@ -76,6 +81,9 @@ class Settings(BaseSettings):
     trace."""
     log_format: Literal["json", "text"] = "json"
     """Access log lines: one JSON object per request, or a line of text."""
+    metrics_dir: Path = Path("/tmp/loss-service-metrics")
+    """Where `serve`'s workers keep their counts, so that /metrics reports them all, whichever
+    worker answers: a folder per port under it, emptied when `serve` starts."""
 
     @field_validator("device")
     @classmethod

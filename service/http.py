@@ -1,97 +1,127 @@
 """uvicorn's httptools protocol with the connection hygiene it lacks, so that the service needs
-no proxy in front: a deadline for a request's headers (408), limits on their size and count
-(431), a cap on open connections that keeps room for the health probes (503), and a write
-timeout: a response the client stops reading is dropped.
+no proxy in front: a deadline for a request's head (408), limits on its size and on the number
+of its headers (431), a cap on open connections with the health probes' own port (503), a
+deadline for discarding a refused body, and a write timeout: a response the client stops
+reading is dropped. docs/server.md says why this subclass, and not another server, measured.
 
-uvicorn itself brings the keep-alive idle timeout and the graceful-shutdown timeout; the body's
-timeouts and minimum rate are the app's (service.api.body). Everything is a LOSS_SERVICE_*
-setting; `serve` passes this class to uvicorn as its `http` protocol.
+Every request is held to the limits alone, pipelined or not: the parser's callbacks say where
+each request's head begins and ends, so the bytes of a body, refused or not, are never counted
+as a head, and no refusal overtakes the answers to the requests before it on the connection.
+
+What it relies on of uvicorn (tests/e2e/test_http11.py holds it to it): httptools' callbacks
+(on_message_begin, on_header, on_headers_complete, on_message_complete), uvicorn's
+on_response_complete, send_400_response, `app`, `cycle`, `pipeline`, `connections` and
+`server_state`, and asyncio's protocol methods. uvicorn itself brings pipelining, the keep-alive
+idle timeout and the graceful shutdown; the body's timeouts and minimum rate are the app's
+(service.api.body). Everything is a LOSS_SERVICE_* setting; `serve` passes this class to uvicorn
+as its `http` protocol (service.server).
 """
 
 import asyncio
 import logging
 import resource
+import weakref
 from functools import cache
 from typing import Any
 
 import httptools
+import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from service.config import Settings
+from service.errors import ServiceError
+from service.probes import refuse_beyond_probes
 
-HEALTH = frozenset({b"/healthz", b"/readyz", b"/v2/health/live", b"/v2/health/ready"})
 RESERVE = 32
-"""Connections beyond max_connections that are kept for the health probes."""
-END_OF_HEADERS = b"\r\n\r\n"
+"""Connections beyond max_connections kept for the health probes on the service's own port,
+and the most connections the probe port takes."""
+END_OF_HEAD = b"\r\n\r\n"
+IDLE, HEAD, BODY = range(3)
+"""Where the parser is: between requests, in a request's head, in its body."""
 log = logging.getLogger("loss_service.http")
 
 
 @cache
-def _settings() -> Settings:
+def _environment() -> Settings:
     return Settings()
 
 
 @cache
 def connection_cap(configured: int) -> int:
     """max_connections, lowered where the process's file descriptors would run out first:
-    the probes' reserve and a few descriptors of the process's own must fit under the limit."""
+    both reserves and a few descriptors of the process's own must fit under the limit."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return configured
-    return max(1, min(configured, soft - RESERVE - 32))
+    return max(1, min(configured, soft - 2 * RESERVE - 32))
+
+
+_probe_connections: "weakref.WeakKeyDictionary[ServerState, set[GuardedHttpTools]]" = (
+    weakref.WeakKeyDictionary()
+)
+"""Each server's connections on the probe port (uvicorn counts all of them together)."""
 
 
 class GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        settings = _settings()
+        # The app's own settings (service.app's lifespan state), else the environment's.
+        settings = self.app_state.get("settings") or _environment()
         self.header_timeout = settings.header_timeout
         self.max_header_bytes = settings.max_header_bytes
         self.max_headers = settings.max_headers
         self.max_connections = connection_cap(settings.max_connections)
         self.write_timeout = settings.write_timeout
+        self.probe_port = settings.probe_port
+        self._probes = _probe_connections.setdefault(self.server_state, set())
+        self._probe = False
+        self._phase = IDLE
+        self._head_bytes = 0
+        self._headers = 0
+        self._tail = b""
         self._deadline: asyncio.TimerHandle | None = None
         self._stalled: asyncio.TimerHandle | None = None
-        self._header_bytes = 0
-        self._header_count = 0
-        self._reading_headers = True
         self._refused = False
-        self._tail = b""
+        self._refusal: bytes | None = None
+        """A refusal written once the answers to the requests before it are."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        if len(self.connections) > self.max_connections + RESERVE:
+        self._probe = _local_port(transport) == self.probe_port
+        if self._probe:
+            self._probes.add(self)
+            full = len(self._probes) > RESERVE
+        else:
+            full = len(self.connections) - len(self._probes) > self.max_connections + RESERVE
+        if full:
             self.transport.close()  # not even room for a probe: the file descriptor goes back
             return
-        self._await_headers()
-
-    def _await_headers(self) -> None:
-        self._reading_headers, self._header_bytes, self._header_count = True, 0, 0
-        self._tail = b""
-        self._deadline = self.loop.call_later(self.header_timeout, self._headers_late)
-
-    def _headers_late(self) -> None:
-        if self._reading_headers and not self.transport.is_closing():
-            self._refuse(408, f"the request's headers took longer than {self.header_timeout} s")
+        self._await(IDLE)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._reading_headers:
+        if self._phase != BODY:  # the bytes up to the end of the head are the head's
             seen = self._tail + data
-            end = seen.find(END_OF_HEADERS)
-            self._header_bytes += (
-                len(data) if end < 0 else end + len(END_OF_HEADERS) - len(self._tail)
-            )
-            self._tail = seen[-3:]
-            if self._header_bytes > self.max_header_bytes:
+            end = seen.find(END_OF_HEAD)
+            self._head_bytes += len(data) if end < 0 else end + len(END_OF_HEAD) - len(self._tail)
+            if self._head_bytes > self.max_header_bytes:
                 self._refuse(431, f"the request's headers exceed {self.max_header_bytes} bytes")
                 return
         super().data_received(data)
+        # A head that goes on in the next read may end across the two.
+        self._tail = data[-3:] if self._phase == HEAD else b""
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase, self._headers = HEAD, 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.max_headers:
+        if self._refused:
+            return
+        self._headers += 1
+        if self._headers > self.max_headers:
             self._refuse(431, f"the request has more than {self.max_headers} headers")
             return
         super().on_header(name, value)
@@ -99,27 +129,55 @@ class GuardedHttpTools(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._refused:
             return
-        self._reading_headers = False
-        if self._deadline is not None:
-            self._deadline.cancel()
+        self._phase, self._head_bytes = BODY, 0
+        self._cancel_deadline()
         path = httptools.parse_url(self.url).path
-        if len(self.connections) > self.max_connections and path not in HEALTH:
-            self._refuse(503, f"this worker has more than {self.max_connections} connections")
+        if self._probe:
+            refusal = refuse_beyond_probes(path)
+        elif len(self.connections) - len(self._probes) > self.max_connections:
+            refusal = refuse_beyond_probes(
+                path, f"this worker has more than {self.max_connections} connections"
+            )
+        else:
+            refusal = None
+        if refusal is None:
+            super().on_headers_complete()
             return
-        super().on_headers_complete()
+        # Answered in its turn, after the requests before it on the connection.
+        app, self.app = self.app, refusal
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not self._refused:
-            super().on_message_complete()
+        if self._refused:
+            return
+        super().on_message_complete()
+        self._phase = IDLE
+        if self._idle():  # a refused body has been discarded: the next head has its deadline
+            self._await(IDLE)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
-            self._await_headers()  # the next request on this connection has the same deadline
+        if self.transport.is_closing() or not self._idle():
+            return
+        if self._refusal is not None:
+            self._close_with(self._refusal)
+        else:
+            self._await(self._phase)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request the parser refuses, as a problem document in its turn."""
+        self._refuse(
+            400,
+            "the request is not valid HTTP/1.1: its request line, a header or its"
+            " framing is malformed",
+        )
 
     def pause_writing(self) -> None:
         """The socket's buffer is full: the client has write_timeout to read on."""
@@ -133,35 +191,79 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._stalled.cancel()
             self._stalled = None
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        if self._stalled is not None:
+            self._stalled.cancel()
+        self._probes.discard(self)
+        super().connection_lost(exc)
+
+    def _idle(self) -> bool:
+        """Whether every request received so far has been answered."""
+        return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
+
+    def _await(self, phase: int) -> None:
+        """Arms the deadline for what comes next: a head (IDLE or HEAD), or the rest of a body
+        the app refused before reading it (BODY), which the parser discards."""
+        self._cancel_deadline()
+        late = self._head_late if phase != BODY else self._discard_late
+        self._deadline = self.loop.call_later(self.header_timeout, late)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_late(self) -> None:
+        if not self.transport.is_closing() and self._phase != BODY and self._idle():
+            self._refuse(408, f"the request's headers took longer than {self.header_timeout} s")
+
+    def _discard_late(self) -> None:
+        """The refused body did not end within header_timeout of its answer: the answer has
+        gone out, so the connection just closes."""
+        if not self.transport.is_closing() and self._phase == BODY and self._idle():
+            log.info("a refused body went on past header_timeout: the connection is closed")
+            self.transport.close()
+
     def _unread(self) -> None:
         """Drops the connection and what waits in its buffer; the response's sends then end,
         and with them the memory the response held."""
         log.info("a response was not read within write_timeout (%s s): dropped", self.write_timeout)
         self.transport.abort()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._deadline, self._stalled):
-            if timer is not None:
-                timer.cancel()
-        super().connection_lost(exc)
-
     def _refuse(self, status: int, detail: str) -> None:
-        """A problem document with `status`, then the connection closes."""
+        """A problem document with `status`, then the connection closes; nothing more is read.
+        It waits for the answers to the requests before it on the connection; the first
+        refusal is the one given (the parser may go on to find faults in the bytes after)."""
+        if self._refused:
+            return
         self._refused = True
-        body = (
-            b'{"type":"about:blank","title":"'
-            + STATUS_LINE[status][13:-2]
-            + b'","status":'
-            + str(status).encode()
-            + b',"detail":"'
-            + detail.encode()
-            + b'"}'
-        )
-        head = [
-            STATUS_LINE[status],
-            b"content-type: application/problem+json\r\n",
-            b"content-length: " + str(len(body)).encode() + b"\r\n",
-            b"connection: close\r\n\r\n",
-        ]
-        self.transport.write(b"".join(head) + body)
+        self._cancel_deadline()
+        refusal = _problem(status, detail)
+        if self._idle():
+            self._close_with(refusal)
+        else:
+            self._refusal = refusal
+
+    def _close_with(self, refusal: bytes) -> None:
+        self.transport.write(refusal)
         self.transport.close()
+
+
+def _local_port(transport: asyncio.BaseTransport) -> int | None:
+    address = transport.get_extra_info("sockname")
+    return address[1] if isinstance(address, tuple) else None
+
+
+def _problem(status: int, detail: str) -> bytes:
+    """A whole response: a problem document with Connection: close."""
+    error = ServiceError(detail)
+    error.status = status
+    body = orjson.dumps(error.problem())
+    head = [
+        STATUS_LINE[status],
+        b"content-type: application/problem+json\r\n",
+        b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + body

@@ -1,9 +1,16 @@
 """Observing requests: a Prometheus registry per app, a pure ASGI middleware that counts, times
 and logs every request (with its id) and turns anything unexpected into a 500 problem, and
-the /metrics route."""
+the /metrics route.
+
+Under `serve` every worker keeps its counts in files in one folder (prometheus_client's
+multiprocess mode, which PROMETHEUS_MULTIPROC_DIR turns on when prometheus_client is first
+imported; service.server sets it), and /metrics adds up all the workers' files, so a scrape
+sees the whole pod whichever worker answers it. In-process (tests), each app counts alone.
+"""
 
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -13,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import InternalError
@@ -20,6 +28,8 @@ from service.errors import InternalError
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 """An X-Request-ID the service echoes; any other is replaced by a new one."""
+SHARED = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+"""The folder of every worker's counts, where prometheus_client found one when imported."""
 access = logging.getLogger("loss_service.access")
 errors = logging.getLogger("loss_service.error")
 
@@ -163,6 +173,9 @@ def build_router() -> APIRouter:
     async def metrics(request: Request) -> Response:
         """Prometheus text format."""
         registry = request.app.state.metrics.registry
+        if SHARED is not None:  # every worker's counts, from their files
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, SHARED)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

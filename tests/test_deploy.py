@@ -31,10 +31,12 @@ def test_deployments_run_locked_down_and_probe_health(name: str) -> None:
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    probes = {"path": "/healthz", "port": "probes"}, {"path": "/readyz", "port": "probes"}
+    assert (container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]) == probes
+    assert container["startupProbe"]["httpGet"] == probes[1]
     assert {"requests", "limits"} <= container["resources"].keys()
-    assert container["ports"][0]["containerPort"] == 8000
+    ports = {"http": 8000, "probes": 8002}  # LOSS_SERVICE_PORT and LOSS_SERVICE_PROBE_PORT
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == ports
 
 
 def test_the_gpu_deployment_asks_for_one_gpu_per_pod() -> None:
@@ -74,6 +76,7 @@ def test_the_kserve_predictor_is_a_valid_pod_spec_probing_the_v2_health_routes()
     port = container["ports"][0]["containerPort"]
     assert {"name": "LOSS_SERVICE_PORT", "value": str(port)} in container["env"]
     assert {"name": "LOSS_SERVICE_HOST", "value": "0.0.0.0"} in container["env"]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": port}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": port}
+    probes = 8002  # LOSS_SERVICE_PROBE_PORT's default: connections apart from the clients'
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": probes}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": probes}
     assert predictor["securityContext"]["runAsNonRoot"] is True

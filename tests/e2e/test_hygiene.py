@@ -1,22 +1,23 @@
 """Connections, timeouts and abandoned work against a real server on 127.0.0.1, the way a
 hostile or careless client behaves; every loop is bounded in count and time."""
 
-import os
+import gzip
+import resource
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import numpy as np
 import orjson
 import pytest
 
-from tests.e2e.conftest import PROCESSES, free_port, serving
+from tests.e2e.conftest import METRICS, PROBE_URLS, PROCESSES, launch, serving, wait_ready
 
 SETTINGS = {
     "header_timeout": "1",
@@ -248,27 +249,11 @@ def test_a_client_that_leaves_during_its_body_is_a_499_not_a_500(strict: str) ->
     raise AssertionError(f"the request was not counted as the client's leaving: {metrics}")
 
 
-def test_sigterm_with_an_upload_trickling_exits_within_the_shutdown_timeout() -> None:
-    port = free_port()
-    env = os.environ | {
-        "LOSS_SERVICE_LOG_LEVEL": "error",
-        "LOSS_SERVICE_SHUTDOWN_TIMEOUT": "2",
-        "LOSS_SERVICE_BODY_TIMEOUT": "30",
-        "LOSS_SERVICE_MIN_BODY_RATE": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-    )
+def test_sigterm_cuts_an_upload_past_the_shutdown_timeout_with_a_503() -> None:
+    server = launch(shutdown_timeout="2", body_timeout="30", min_body_rate="0")
+    process, url = server.process, server.url
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.2)
+        wait_ready(process, url)
         with connect(url) as sock:
             sock.sendall(
                 b"POST /v1/losses/mse_loss HTTP/1.1\r\nHost: x\r\n"
@@ -277,11 +262,17 @@ def test_sigterm_with_an_upload_trickling_exits_within_the_shutdown_timeout() ->
             time.sleep(0.3)
             start = time.monotonic()
             process.send_signal(signal.SIGTERM)
+            reply = answer(sock)
             assert process.wait(timeout=15) == 0
             assert time.monotonic() - start < 10
     finally:
         if process.poll() is None:
             process.kill()
+    assert reply.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"connection: close\r\n" in reply
+    assert reply.endswith(
+        b'"detail":"the server is shutting down and the body was not all received; retry"}'
+    )
 
 
 def test_stalled_uploads_hold_no_more_than_the_receiving_budget() -> None:
@@ -329,3 +320,86 @@ def test_sighup_rereads_the_key_file(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert httpx2.post(f"{url}/v1/losses/mse_loss", json=body, headers=new).status_code == 200
         assert httpx2.post(f"{url}/v1/losses/mse_loss", json=body, headers=old).status_code == 401
+
+
+def test_the_probes_answer_with_600_idle_connections_open() -> None:
+    """More idle connections than max_connections (512) and the service port's reserve (32):
+    the probe port has connections of its own, so /healthz is answered at once, long before
+    header_timeout (10 s) cuts any idle one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1024:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    with serving() as url:
+        idle = []
+        try:
+            start = time.monotonic()
+            for _ in range(600):
+                idle.append(connect(url))
+            health = httpx2.get(f"{PROBE_URLS[url]}/healthz", timeout=5)
+            answered = time.monotonic() - start
+            assert health.status_code == 200
+            assert health.json() == {"status": "ok"}
+            assert answered < 10
+            for sock in idle[:512]:  # none of those the service took has been cut
+                sock.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    sock.recv(1)
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_health_is_answered_while_16_inflation_bombs_are_refused() -> None:
+    """Each body is 65 KB of gzip that inflates past max_body_bytes (64 MiB): inflating them
+    takes seconds of CPU, in worker threads, so the event loop answers /healthz meanwhile."""
+    bomb = gzip.compress(b" " * (65 << 20), compresslevel=9)
+    finished: list[tuple[float, int]] = []
+
+    def post(url: str) -> None:
+        response = httpx2.post(
+            f"{url}/v1/losses/mse_loss",
+            content=bomb,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+            timeout=60,
+        )
+        finished.append((time.monotonic(), response.status_code))
+
+    with serving() as url:
+        bombs = [threading.Thread(target=post, args=(url,)) for _ in range(16)]
+        for thread in bombs:
+            thread.start()
+        time.sleep(0.1)
+        assert httpx2.get(f"{url}/healthz", timeout=30).status_code == 200
+        health = time.monotonic()
+        for thread in bombs:
+            thread.join(60)
+    assert len(finished) == 16
+    assert {status for _, status in finished} <= {413, 503}
+    assert health < max(at for at, _ in finished)
+
+
+def test_metrics_count_every_worker() -> None:
+    """Two workers, each counting in its own file: whichever answers a scrape reports the
+    requests of both."""
+    body = {"input": [1.0], "target": [0.0]}
+    with serving(workers="2") as url:
+        folder = METRICS[url]
+        sent = 0
+        deadline = time.monotonic() + 60
+        while len(list(folder.glob("counter_*.db"))) < 2 or sent < 40:
+            assert time.monotonic() < deadline, "the second worker took no request"
+            with ThreadPoolExecutor(8) as pool:  # a connection each, so both workers take some
+                codes = [r.status_code for r in pool.map(lambda _: post(url, body), range(8))]
+            assert codes == [200] * 8
+            sent += 8
+        line = (
+            'loss_service_requests_total{loss="mse_loss",method="POST",'
+            f'route="/v1/losses/mse_loss",status="200"}} {float(sent)}'
+        )
+        for base in [url] * 10 + [PROBE_URLS[url]] * 2:  # a new connection each
+            assert line in httpx2.get(f"{base}/metrics").text.splitlines()
+
+
+def post(url: str, body: dict[str, Any]) -> httpx2.Response:
+    """A request on a connection of its own."""
+    return httpx2.post(f"{url}/v1/losses/mse_loss", json=body)
