@@ -7,6 +7,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ SERVERS = {
 }
 SERVICE_ENV = {
     "LOSS_SERVICE_LOG_LEVEL": "warning",
+    "LOSS_SERVICE_PROBE_PORT": "0",
     "LOSS_SERVICE_MAX_CONCURRENCY": "8",
     "LOSS_SERVICE_QUEUE_TIMEOUT": "120",  # measure queueing, not 503s
 }
@@ -79,13 +81,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(name: str, workers: int = 1) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(
+    name: str, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A server on a free port; `env` gives the service settings by name (TRIM_AFTER_BYTES)."""
     port = free_port()
     command = [sys.executable, *SERVERS[name], "--port", str(port)]
     if name != "service":
         command += ["--host", "127.0.0.1", "--workers", str(workers)]
-    env = os.environ | SERVICE_ENV | {"LOSS_SERVICE_WORKERS": str(workers)}
-    process = subprocess.Popen(command, env=env)
+    settings = {f"LOSS_SERVICE_{k}": v for k, v in (env or {}).items()}
+    metrics = {"LOSS_SERVICE_METRICS_DIR": tempfile.mkdtemp(prefix="bench-metrics-")}
+    variables = SERVICE_ENV | metrics | settings | {"LOSS_SERVICE_WORKERS": str(workers)}
+    process = subprocess.Popen(command, env=os.environ | variables)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import oip, pipeline, precision
+from bench import idle_memory, oip, pipeline, precision
 from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
@@ -61,9 +61,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
         "--only",
-        choices=["all", "v2", "pipeline", "precision"],
+        choices=["all", "v2", "pipeline", "precision", "memory"],
         default="all",
-        help="run one section alone: /v2 binary, the labeling pipeline, or JSON precision",
+        help="run one section alone: /v2 binary, the labeling pipeline, JSON precision, or idle"
+        " memory after large requests",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -73,6 +74,11 @@ def main() -> None:
         section = precision.measure(repeats)
         _write(args.report, {"precision": section})
         precision.report(section)
+        return
+    if args.only == "memory":
+        section = idle_memory.measure()
+        _write(args.report, {"idle_memory": section})
+        idle_memory.report(section)
         return
     if args.only == "pipeline":
         section = pipeline.measure()
@@ -109,11 +115,13 @@ def main() -> None:
     report["v2"] = oip.measure(v2_sizes, [c for c in cells if c.server == "service"], repeats)
     report["pipeline"] = pipeline.measure()
     report["precision"] = precision.measure(repeats)
+    report["idle_memory"] = idle_memory.measure()
     _write(args.report, report)
     _print_ratios(report)
     oip.report(report["v2"])
     pipeline.report(report["pipeline"])
     precision.report(report["precision"])
+    idle_memory.report(report["idle_memory"])
 
 
 def _write(path: Path, report: dict) -> None:

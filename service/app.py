@@ -31,6 +31,7 @@ from service.dataplane import DataPlane, Gone
 from service.engine import Engine
 from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
 from service.kinds import KINDS, MODELS
+from service.memory import GiveBack
 from service.metrics import Metrics, Observe
 from service.protocol import SCHEMAS as PROTOCOL
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         Observe, metrics=app.state.metrics, names=MODELS.keys(), log_format=settings.log_format
     )
+    app.add_middleware(GiveBack, threshold=settings.trim_after_bytes)
     app.add_middleware(Framing, max_body_bytes=settings.max_body_bytes)
     _log_to_stderr(settings)
     app.add_exception_handler(ServiceError, _service_error)

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     trace."""
     log_format: Literal["json", "text"] = "json"
     """Access log lines: one JSON object per request, or a line of text."""
+    trim_after_bytes: Annotated[int, Field(ge=0)] = 1 << 20
+    """After requests with bodies of at least this many bytes, once none has been in flight for
+    a second, the memory they freed goes back to the system (glibc's malloc_trim); 0: never."""
     metrics_dir: Path = Path("/tmp/loss-service-metrics")
     """Where `serve`'s workers keep their counts, so that /metrics reports them all, whichever
     worker answers: a folder per port under it, emptied when `serve` starts."""
