@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
 from service import __version__, metrics
-from service.api import batch, health, oip, v1
+from service.api import batch, docs, health, oip, v1
 from service.api.body import Receiving, gone
 from service.api.direct import Direct, direct_routes
 from service.api.framing import Framing
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # service.api.docs serves them, without a CDN
+        redoc_url=None,
         generate_unique_id_function=_operation_id,
         # The service counts and times requests itself (service.metrics) and configures no
         # OpenTelemetry provider; FastAPI would look for one on every request (about 15 us).
@@ -113,6 +115,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(batch.router)
     app.include_router(oip.build_router(MODELS))
     app.include_router(metrics.build_router())
+    docs.attach(app)
 
 
 def _operation_id(route: APIRoute) -> str:
