@@ -35,6 +35,7 @@ openapi: $(BIN)/loss-service
 	$(BIN)/loss-service openapi
 
 bench: $(BIN)/loss-service
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run
 
 clean:

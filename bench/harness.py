@@ -26,6 +26,10 @@ SERVERS = {
     "floor": ["-m", "uvicorn", "bench.floor:app", "--log-level", "warning"],
     "upload": ["-m", "uvicorn", "bench.upload:app", "--log-level", "warning"],
     "simdjson": ["-m", "uvicorn", "bench.simdjson_floor:app", "--log-level", "warning"],
+    "granian": [  # the service's app under Granian, for the server A/B (bench/servers.py)
+        *("-m", "granian", "--interface", "asgi", "--factory", "service.app:create_app"),
+        *("--http", "1", "--loop", "uvloop", "--log-level", "warning"),
+    ],
     "fastapi+simdjson": [
         *("-m", "uvicorn", "bench.fastapi_simdjson:app", "--log-level", "warning"),
         *("--http", "httptools", "--loop", "uvloop"),

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import idle_memory, oip, pipeline, precision
+from bench import idle_memory, oip, pipeline, precision, servers
 from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
@@ -61,10 +61,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
         "--only",
-        choices=["all", "v2", "pipeline", "precision", "memory"],
+        choices=["all", "v2", "pipeline", "precision", "memory", "servers"],
         default="all",
-        help="run one section alone: /v2 binary, the labeling pipeline, JSON precision, or idle"
-        " memory after large requests",
+        help="run one section alone: /v2 binary, the labeling pipeline, JSON precision, idle"
+        " memory after large requests, or the server A/B",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -75,10 +75,11 @@ def main() -> None:
         _write(args.report, {"precision": section})
         precision.report(section)
         return
-    if args.only == "memory":
-        section = idle_memory.measure()
-        _write(args.report, {"idle_memory": section})
-        idle_memory.report(section)
+    if args.only in ("memory", "servers"):
+        module = idle_memory if args.only == "memory" else servers
+        section = module.measure()
+        _write(args.report, {"idle_memory" if module is idle_memory else "servers": section})
+        module.report(section)
         return
     if args.only == "pipeline":
         section = pipeline.measure()
@@ -116,12 +117,14 @@ def main() -> None:
     report["pipeline"] = pipeline.measure()
     report["precision"] = precision.measure(repeats)
     report["idle_memory"] = idle_memory.measure()
+    report["servers"] = servers.measure()
     _write(args.report, report)
     _print_ratios(report)
     oip.report(report["v2"])
     pipeline.report(report["pipeline"])
     precision.report(report["precision"])
     idle_memory.report(report["idle_memory"])
+    servers.report(report["servers"])
 
 
 def _write(path: Path, report: dict) -> None:
