@@ -19,10 +19,16 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import idle_memory, oip, pipeline, precision, servers
+from bench import idle_memory, inflation, oip, pipeline, precision, servers
 from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
+SECTIONS = {
+    "memory": ("idle_memory", idle_memory),
+    "inflation": ("inflation", inflation),
+    "servers": ("servers", servers),
+}
+"""Sections that measure on their own: --only name -> (the report's key, the module)."""
 QUICK_SIZES = [(32, 10), (256, 100), (1024, 1000)]
 
 
@@ -61,10 +67,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
         "--only",
-        choices=["all", "v2", "pipeline", "precision", "memory", "servers"],
+        choices=["all", "v2", "pipeline", "precision", "memory", "inflation", "servers"],
         default="all",
         help="run one section alone: /v2 binary, the labeling pipeline, JSON precision, idle"
-        " memory after large requests, or the server A/B",
+        " memory after large requests, /healthz under inflation bombs, or the server A/B",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES
@@ -75,10 +81,10 @@ def main() -> None:
         _write(args.report, {"precision": section})
         precision.report(section)
         return
-    if args.only in ("memory", "servers"):
-        module = idle_memory if args.only == "memory" else servers
+    if args.only in SECTIONS:
+        key, module = SECTIONS[args.only]
         section = module.measure()
-        _write(args.report, {"idle_memory" if module is idle_memory else "servers": section})
+        _write(args.report, {key: section})
         module.report(section)
         return
     if args.only == "pipeline":
@@ -116,15 +122,15 @@ def main() -> None:
     report["v2"] = oip.measure(v2_sizes, [c for c in cells if c.server == "service"], repeats)
     report["pipeline"] = pipeline.measure()
     report["precision"] = precision.measure(repeats)
-    report["idle_memory"] = idle_memory.measure()
-    report["servers"] = servers.measure()
+    for key, module in SECTIONS.values():
+        report[key] = module.measure()
     _write(args.report, report)
     _print_ratios(report)
     oip.report(report["v2"])
     pipeline.report(report["pipeline"])
     precision.report(report["precision"])
-    idle_memory.report(report["idle_memory"])
-    servers.report(report["servers"])
+    for key, module in SECTIONS.values():
+        module.report(report[key])
 
 
 def _write(path: Path, report: dict) -> None:

@@ -89,6 +89,27 @@ def test_gzip_and_deflate_bodies_are_inflated(
     )
 
 
+@pytest.mark.parametrize("compress", [gzip.compress, zlib.compress])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_body_inflating_to_the_limit_is_read_whole_and_one_byte_more_is_a_413(
+    compress: object, extra: int
+) -> None:
+    """3 MB inflated from 3 KB: most of it in a worker thread, a quarter MiB at a time."""
+    body = b'{"input": [0.5], "target": [0.25]}'
+    limit = 3_000_000
+    padded = body + b" " * (limit - len(body) + extra)
+    with make_client(Settings(max_body_bytes=limit)) as small:
+        headers = JSON | {"content-encoding": "gzip" if compress is gzip.compress else "deflate"}
+        response = small.post("/v1/losses/mse_loss", content=compress(padded), headers=headers)  # type: ignore[operator]
+    if extra:
+        assert (
+            problem(response, 413)["detail"] == f"the body exceeds max_body_bytes ({limit} bytes)"
+        )
+    else:
+        assert response.status_code == 200
+        assert response.json()["loss"] == 0.0625
+
+
 def test_a_small_body_that_inflates_past_the_limit_is_a_413() -> None:
     bomb = gzip.compress(b"[" + b"0," * 5_000_000 + b"0]")  # 10 MB inflated, 10 KB sent
     with make_client(Settings(max_body_bytes=1_000_000)) as small:
