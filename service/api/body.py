@@ -87,7 +87,9 @@ async def read_json_body(request: Request, settings: Settings) -> bytearray:
     content_type, encoding, length = _body_headers(request)
     if not is_json(content_type):
         raise UnsupportedMediaType(
-            f"Content-Type must be application/json, not '{content_type or 'none'}'"
+            f"Content-Type must be application/json, not '{content_type}'"
+            if content_type
+            else "Content-Type must be application/json; the request has none"
         )
     return await _read(request, settings, encoding, length)
 

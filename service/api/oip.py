@@ -265,6 +265,7 @@ def _header_length(value: str | None, body: int) -> int:
         raise BadRequest(
             f"Inference-Header-Content-Length must be a number of bytes, not '{_clip(value)}'"
         )
+    digits = digits.lstrip("0") or "0"
     if len(digits) > len(str(body)) or int(digits) > body:
         raise BadRequest(
             f"Inference-Header-Content-Length is {_clip(digits)} bytes, beyond the body's {body}"

@@ -56,8 +56,10 @@ def read_inputs(
 ) -> Arrays:
     """The inputs as numpy arrays of their declared shapes, ready for spec.validate.
 
-    `binary` is the body after the JSON header. Integers become int64 (float_dtype where the
-    tensor holds floats); floats stay as sent (BF16 widened to float32) and must be finite.
+    `binary` is the body after the JSON header. JSON data is held to its datatype as binary
+    data is: integers within its range, floats rounded to it, so that both give the same
+    tensor. Integers become int64 (float_dtype where the tensor holds floats); floats stay as
+    sent (BF16 widened to float32) and must be finite.
     """
     kinds = spec.element_kinds
     names = [i.name for i in inputs]
@@ -81,11 +83,15 @@ def read_inputs(
             f" inputs' binary_data_size add up to {total}"
         )
     reader = TensorReader(Budget(max_elements), float_dtype)
+    exact = TensorReader(reader.budget, np.dtype(np.float64))  # rounded once, to FP16 or BF16
     arrays, offset = {}, 0
     for request_input, size in zip(inputs, sizes, strict=True):
         dtype = DATATYPES[request_input.datatype]
         if size is None:
-            wire = _from_json(request_input, reader)
+            half = request_input.datatype in ("FP16", "BF16")
+            wire = _held_to_datatype(
+                _from_json(request_input, exact if half else reader), request_input
+            )
         else:
             wire = np.frombuffer(binary, dtype, prod(request_input.shape), offset)
             offset += size
@@ -138,6 +144,40 @@ def _check_header(request_input: RequestInput, max_elements: int) -> int | None:
     return size
 
 
+def _held_to_datatype(values: np.ndarray, request_input: RequestInput) -> np.ndarray:
+    """JSON numbers as the input's datatype holds them: integers within its range; floats
+    rounded to it (to nearest, ties to even), none beyond its largest finite value."""
+    name, datatype = request_input.name, request_input.datatype
+    if datatype in ("INT32", "INT16", "INT8", "UINT8"):
+        low, high = np.iinfo(DATATYPES[datatype]).min, np.iinfo(DATATYPES[datatype]).max
+        rule = f"is beyond {datatype}'s range [{low}, {high}]"
+        checks.reject_first(name, values, (values < low) | (values > high), rule, "out_of_range")
+        return values
+    if datatype not in ("FP16", "BF16", "FP32") or values.dtype == DATATYPES[datatype]:
+        return values
+    with np.errstate(over="ignore"):
+        held = _to_bfloat16(values) if datatype == "BF16" else values.astype(DATATYPES[datatype])
+    rule = f"is beyond {datatype}'s range"
+    checks.reject_first(name, values, np.isinf(held), rule, "out_of_range")
+    return held
+
+
+def _to_bfloat16(values: np.ndarray) -> np.ndarray:
+    """float64 values rounded once to bfloat16 (to nearest, ties to even), as float32.
+
+    Rounding to float32 first and then to bfloat16 would round twice, and a value just past
+    a bfloat16 midpoint could land on it and round the wrong way; rounding to float32 toward
+    odd (truncate, then set the last bit if anything was cut) keeps the information the
+    second rounding needs."""
+    single = values.astype(np.float32)
+    over = np.abs(single.astype(np.float64)) > np.abs(values)  # rounded away from zero
+    single[over] = np.nextafter(single[over], np.float32(0))
+    bits = single.view(np.uint32) | (single.astype(np.float64) != values)  # round to odd
+    rounded = bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))
+    held: np.ndarray = (rounded & np.uint32(0xFFFF0000)).view(np.float32)
+    return held
+
+
 def _widen(bits: np.ndarray) -> np.ndarray:
     """bfloat16's bits as float32: they are its upper half."""
     wide = bits.astype(np.uint32)
@@ -172,7 +212,8 @@ def _conform(
     """Integers as int64 (or float_dtype for a float tensor); floats as sent, but finite."""
     name, datatype = request_input.name, request_input.datatype
     if datatype == "BOOL":
-        checks.reject_first(name, array, array.view(np.uint8) > 1, "is not a BOOL, 0 or 1", "bool")
+        byte = array.view(np.uint8)
+        checks.reject_first(name, byte, byte > 1, "is not a BOOL, 0 or 1", "bool")
     if datatype in INTEGERS:
         return array.astype(float_dtype if kind == "float" else np.int64, copy=False)
     if kind == "int":

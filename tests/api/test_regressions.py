@@ -199,3 +199,104 @@ def test_bf16_is_read_as_values_from_json_and_as_bits_from_binary_data(
     response = client.post("/v2/models/mse_loss/infer", content=header + data, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["outputs"][0]["data"] == [expected.item()]
+
+
+def test_a_zero_padded_header_length_is_its_number(client: TestClient) -> None:
+    """'0136' was taken for more digits than the body's length has: 'beyond the body's 136'."""
+    headers = {"Inference-Header-Content-Length": "000" + str(len(JSON_REQUEST))}
+    response = client.post(V2, content=JSON_REQUEST, headers=headers)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("name", "datatype", "data", "detail"),
+    [
+        ("target", "INT8", [200], "target[0] = 200 is beyond INT8's range [-128, 127]"),
+        ("target", "UINT8", [-1], "target[0] = -1 is beyond UINT8's range [0, 255]"),
+        ("input", "FP16", [1.0, 70000.0], "input[1] = 70000.0 is beyond FP16's range"),
+        ("input", "BF16", [1.0, -3.4e38], "input[1] = -3.4e+38 is beyond BF16's range"),
+    ],
+)
+def test_json_data_beyond_its_datatype_is_refused(
+    client: TestClient, name: str, datatype: str, data: list[float], detail: str
+) -> None:
+    """JSON data was taken whatever its datatype: INT8 200 as class 200, FP16 70000 as 70000,
+    where binary data of the same datatype cannot hold them."""
+    inputs = {
+        "input": {"name": "input", "shape": [2], "datatype": "FP32", "data": [0.5, 0.5]},
+        "target": {"name": "target", "shape": [2], "datatype": "FP32", "data": [0.0, 1.0]},
+    }
+    inputs[name] = {"name": name, "shape": [len(data)], "datatype": datatype, "data": data}
+    path = (
+        "/v2/models/cross_entropy/infer"
+        if datatype.startswith(("INT", "UINT"))
+        else ("/v2/models/mse_loss/infer")
+    )
+    if path.endswith("cross_entropy/infer"):
+        inputs["input"] = {
+            "name": "input",
+            "shape": [1, 300],
+            "datatype": "FP32",
+            "data": [0.0] * 300,
+        }
+    body = orjson.dumps({"inputs": list(inputs.values()), "parameters": {"dtype": "float64"}})
+    found = v2_error(client.post(path, content=body), 422)
+    assert found == detail
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "BF16"])
+def test_half_precision_json_and_binary_data_give_the_same_loss(
+    client: TestClient, datatype: str
+) -> None:
+    """FP16 1.1 in JSON was kept as 1.1, and in binary data it is 1.0996: the two differed."""
+    values = np.array([1.1, -2.3, 0.7])
+    if datatype == "FP16":
+        bits = values.astype("<f2")
+    else:
+        bits = (values.astype(np.float32).view(np.uint32) + 0x8000 >> 16).astype("<u2")
+    header_binary = {"name": "input", "shape": [3], "datatype": datatype}
+    target = {"name": "target", "shape": [3], "datatype": "FP64", "data": [0.0, 0.0, 0.0]}
+    answers = []
+    for binary in (False, True):
+        entry = dict(header_binary)
+        if binary:
+            entry["parameters"] = {"binary_data_size": bits.nbytes}
+        else:
+            entry["data"] = values.tolist()
+        header = orjson.dumps({"inputs": [entry, target], "parameters": {"dtype": "float64"}})
+        content = header + (bits.tobytes() if binary else b"")
+        headers = {"Inference-Header-Content-Length": str(len(header))} if binary else {}
+        response = client.post("/v2/models/mse_loss/infer", content=content, headers=headers)
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["outputs"][0]["data"])
+    assert answers[0] == answers[1]
+
+
+def test_a_binary_bool_byte_other_than_0_or_1_is_named_by_its_value(client: TestClient) -> None:
+    """It was shown as True: 'target[0] = True is not a BOOL, 0 or 1'."""
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "input", "shape": [2], "datatype": "FP32", "data": [0.5, -1.0]},
+                {
+                    "name": "target",
+                    "shape": [2],
+                    "datatype": "BOOL",
+                    "parameters": {"binary_data_size": 2},
+                },
+            ]
+        }
+    )
+    response = client.post(
+        "/v2/models/binary_cross_entropy_with_logits/infer",
+        content=header + b"\x01\x02",
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert v2_error(response, 422) == "target[1] = 2 is not a BOOL, 0 or 1"
+
+
+def test_a_body_without_a_content_type_is_told_so(client: TestClient) -> None:
+    response = client.post("/v1/losses/mse_loss", content=b'{"input": [1], "target": [1]}')
+    assert problem(response, 415)["detail"] == (
+        "Content-Type must be application/json; the request has none"
+    )
