@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()  # the app's and torch's objects live on: spare them every collection
         app.state.dataplane = DataPlane(engine, settings)
         reload = settings.api_keys_file is not None and _on_sighup(app.state.keys.reload)
-        yield {"settings": settings}  # the server's state: service.http reads its limits there
+        # The server's state: service.http reads its limits there, and counts its refusals.
+        yield {"settings": settings, "metrics": app.state.metrics}
         if reload:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 

@@ -20,18 +20,23 @@ as its `http` protocol (service.server).
 import asyncio
 import logging
 import resource
+import secrets
 import weakref
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httptools
 import orjson
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from service.config import Settings
 from service.errors import ServiceError
 from service.probes import refuse_beyond_probes
+
+if TYPE_CHECKING:  # at run time it comes in the app's state: prometheus_client is imported
+    from service.metrics import Metrics  # only once serve has chosen its folder
 
 RESERVE = 32
 """Connections beyond max_connections kept for the health probes on the service's own port,
@@ -66,8 +71,11 @@ _probe_connections: "weakref.WeakKeyDictionary[ServerState, set[GuardedHttpTools
 class GuardedHttpTools(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The app's own settings (service.app's lifespan state), else the environment's.
+        # The app's own settings and metrics (service.app's lifespan state), else the
+        # environment's settings, and refusals go uncounted.
         settings = self.app_state.get("settings") or _environment()
+        self.metrics: Metrics | None = self.app_state.get("metrics")
+        self.log_format = settings.log_format
         self.header_timeout = settings.header_timeout
         self.max_header_bytes = settings.max_header_bytes
         self.max_headers = settings.max_headers
@@ -81,6 +89,8 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._headers = 0
         self._tail = b""
         self._deadline: asyncio.TimerHandle | None = None
+        self._since = 0.0
+        """When the deadline was armed: a refused head's duration counts from there."""
         self._stalled: asyncio.TimerHandle | None = None
         self._refused = False
         self._refusal: bytes | None = None
@@ -143,8 +153,12 @@ class GuardedHttpTools(HttpToolsProtocol):
         if refusal is None:
             super().on_headers_complete()
             return
-        # Answered in its turn, after the requests before it on the connection.
-        app, self.app = self.app, refusal
+        # Answered in its turn, after the requests before it on the connection, counted and
+        # logged as the app's answers are.
+        answer: ASGIApp = refusal
+        if self.metrics is not None:
+            answer = self.metrics.observed(refusal, self.log_format)
+        app, self.app = self.app, answer
         try:
             super().on_headers_complete()
         finally:
@@ -207,6 +221,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         the app refused before reading it (BODY), which the parser discards."""
         self._cancel_deadline()
         late = self._head_late if phase != BODY else self._discard_late
+        self._since = self.loop.time()
         self._deadline = self.loop.call_later(self.header_timeout, late)
 
     def _cancel_deadline(self) -> None:
@@ -239,11 +254,19 @@ class GuardedHttpTools(HttpToolsProtocol):
             return
         self._refused = True
         self._cancel_deadline()
-        refusal = _problem(status, detail)
+        body = _problem(status, detail)
+        refusal = _response(status, body, self._count(status, len(body)))
         if self._idle():
             self._close_with(refusal)
         else:
             self._refusal = refusal
+
+    def _count(self, status: int, size: int) -> str:
+        """Counts and logs a refusal the app never sees; its request id."""
+        if self.metrics is None:
+            return secrets.token_hex(16)
+        seconds = self.loop.time() - self._since
+        return self.metrics.refused(status, seconds, size, self.log_format)
 
     def _close_with(self, refusal: bytes) -> None:
         self.transport.write(refusal)
@@ -256,14 +279,19 @@ def _local_port(transport: asyncio.BaseTransport) -> int | None:
 
 
 def _problem(status: int, detail: str) -> bytes:
-    """A whole response: a problem document with Connection: close."""
+    """A problem document."""
     error = ServiceError(detail)
     error.status = status
-    body = orjson.dumps(error.problem())
+    return orjson.dumps(error.problem())
+
+
+def _response(status: int, body: bytes, request_id: str) -> bytes:
+    """A whole response with Connection: close."""
     head = [
         STATUS_LINE[status],
         b"content-type: application/problem+json\r\n",
         b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"x-request-id: " + request_id.encode() + b"\r\n",
         b"connection: close\r\n\r\n",
     ]
     return b"".join(head) + body

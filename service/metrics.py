@@ -35,6 +35,8 @@ errors = logging.getLogger("loss_service.error")
 
 
 class Metrics:
+    """The app's series; `refused` counts and logs what the connection layer answers itself."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         labels = ("method", "route", "loss", "status")
@@ -48,6 +50,21 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+
+    def observed(self, app: ASGIApp, log_format: str) -> ASGIApp:
+        """`app` with an id, a count and an access line per request, as the app's own answers
+        have: for the refusals service.http answers in the app's place."""
+        return Observe(app, self, (), log_format)
+
+    def refused(self, status: int, seconds: float, bytes_out: int, log_format: str) -> str:
+        """A refusal written before a request was whole (400, 408, 431: service.http), counted
+        as method "other" on route "unmatched" and logged: its new request id."""
+        request_id = secrets.token_hex(16)
+        labels = ("other", "unmatched", "", str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+        log(request_id, "", labels, status, seconds, 0, bytes_out, log_format)
+        return request_id
 
 
 class Observe:
@@ -121,19 +138,43 @@ class Observe:
             )
         series[0].inc()
         series[1].observe(seconds)
-        if not access.isEnabledFor(logging.INFO):
-            return
-        line = {
-            "request_id": request_id,
-            "method": scope["method"][:16],
-            "route": labels[1],
-            "loss": labels[2],
-            "status": seen["status"],
-            "duration_ms": round(seconds * 1e3, 3),
-            "bytes_in": seen["in"],
-            "bytes_out": seen["out"],
-        }
-        access.info(_format(line, self.log_format))
+        status, bytes_in, bytes_out = seen["status"], seen["in"], seen["out"]
+        log(
+            request_id,
+            scope["method"],
+            labels,
+            status,
+            seconds,
+            bytes_in,
+            bytes_out,
+            self.log_format,
+        )
+
+
+def log(
+    request_id: str,
+    method: str,
+    labels: tuple[str, ...],
+    status: int,
+    seconds: float,
+    bytes_in: int,
+    bytes_out: int,
+    log_format: str,
+) -> None:
+    """One access line: a JSON object or a line of text, never tensor data or keys."""
+    if not access.isEnabledFor(logging.INFO):
+        return
+    line = {
+        "request_id": request_id,
+        "method": method[:16],
+        "route": labels[1],
+        "loss": labels[2],
+        "status": status,
+        "duration_ms": round(seconds * 1e3, 3),
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+    }
+    access.info(_format(line, log_format))
 
 
 def _format(line: dict[str, Any], log_format: str) -> str:

@@ -8,6 +8,8 @@ connection, or says Connection: close and closes it; it never reads body bytes a
 """
 
 import gzip
+import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -375,3 +377,27 @@ def test_the_probe_port_serves_only_the_probes_and_the_metrics(server: Running) 
             "the probe port serves only /healthz, /metrics, /readyz, /v2/health/live,"
             " /v2/health/ready"
         )
+
+
+def test_refusals_of_the_connection_layer_are_identified_counted_and_logged(
+    server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 400, 408 and 431 the protocol writes itself carry an X-Request-ID like the app's
+    answers, and count in /metrics (method "other", route "unmatched")."""
+    crowded = b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101))
+    smuggled = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n"
+    caplog.set_level("INFO", logger="loss_service.access")
+    for sent, status in ((crowded + b"\r\n", 431), (smuggled, 400)):
+        with exchange(server.url, sent, 1) as reader:
+            (answer,) = reader.answers
+        assert answer.status == status
+        assert re.fullmatch("[0-9a-f]{32}", answer.headers["x-request-id"])
+        logged = [json.loads(r.getMessage()) for r in caplog.records]
+        assert {"request_id": answer.headers["x-request-id"], "status": status}.items() <= (
+            logged[-1].items()
+        )
+    with exchange(server.probe_url, request("GET", "/metrics"), 1) as reader:
+        (metrics,) = reader.answers
+    for status in (400, 431):
+        labels = f'loss="",method="other",route="unmatched",status="{status}"'
+        assert f"loss_service_requests_total{{{labels}}}".encode() in metrics.body

@@ -116,6 +116,7 @@ def test_beyond_max_connections_only_health_is_served(strict: str) -> None:
         refused = httpx2.get(f"{strict}/v1/info")
         assert refused.status_code == 503
         assert refused.json()["detail"] == "this worker has more than 4 connections"
+        assert len(refused.headers["x-request-id"]) == 32  # identified and counted as answers are
     finally:
         for sock in held:
             sock.close()
