@@ -86,7 +86,8 @@ class Allowance:
                 f"{spec.name} would take about {cost.seconds:.3g} s of one core and"
                 f" {cost.bytes / 2**20:.0f} MiB (work {cost.work:.3g}); the limit is max_work"
                 f" ({self.limit:g}, in units of {WORK_SECONDS:g} s or"
-                f" {WORK_BYTES / 2**30:g} GiB)"
+                f" {WORK_BYTES / 2**30:g} GiB)",
+                members={"work": self.used, "max_work": self.limit},
             )
 
 

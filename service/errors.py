@@ -5,6 +5,7 @@ field, the index and the rule, and a list of located errors. The engine raises t
 knowing about HTTP; the adapters prefix locations ("body", ...) and render them.
 """
 
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -28,7 +29,9 @@ class ErrorItem:
 
 
 class ServiceError(Exception):
-    """An error with an HTTP status; `title` is the status's reason phrase."""
+    """An error with an HTTP status; `title` is the status's reason phrase. `members` are
+    machine-readable facts beside the detail (RFC 9457's extension members), in the problem
+    document and in /v2's error alike: a client acts on them without reading the prose."""
 
     status: int = HTTPStatus.INTERNAL_SERVER_ERROR
 
@@ -37,11 +40,13 @@ class ServiceError(Exception):
         detail: str,
         errors: Sequence[ErrorItem] = (),
         headers: dict[str, str] | None = None,
+        members: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = tuple(errors)
         self.headers = headers or {}
+        self.members = dict(members or {})
 
     @classmethod
     def at(cls, loc: Loc, msg: str, type: str) -> "ServiceError":
@@ -51,7 +56,7 @@ class ServiceError(Exception):
     def under(self, *prefix: str | int) -> "ServiceError":
         """The same error with every location prefixed, e.g. under("body")."""
         errors = [ErrorItem((*prefix, *e.loc), e.msg, e.type) for e in self.errors]
-        moved = type(self)(self.detail, errors, self.headers)
+        moved = type(self)(self.detail, errors, self.headers, self.members)
         moved.status = self.status
         return moved
 
@@ -66,13 +71,13 @@ class ServiceError(Exception):
             body["errors"] = [
                 {"loc": list(e.loc), "msg": e.msg, "type": e.type} for e in self.errors
             ]
-        return body
+        return body | self.members
 
     def response(self, path: str = "") -> Response:
         """A problem document, or on a /v2 path the Open Inference Protocol's {"error": detail},
         with the same status and headers."""
         if path == "/v2" or path.startswith("/v2/"):
-            content = orjson.dumps({"error": self.detail})
+            content = orjson.dumps({"error": self.detail} | self.members)
             return Response(content, self.status, self.headers, media_type="application/json")
         return Response(
             orjson.dumps(self.problem()),
@@ -140,5 +145,7 @@ def from_validation_errors(errors: Iterable[Mapping[str, Any]]) -> Invalid:
 
 
 def not_found(names: Sequence[str], what: str, name: str) -> NotFound:
-    """An unknown name, listing the known ones."""
-    return NotFound(f"unknown {what} '{name}'; known: {', '.join(names)}")
+    """An unknown name, with the nearest known one if any is close, and all the known ones."""
+    close = difflib.get_close_matches(name, names, n=1)
+    guess = f"; did you mean '{close[0]}'?" if close else ";"
+    return NotFound(f"unknown {what} '{name}'{guess} known: {', '.join(names)}")

@@ -25,6 +25,9 @@ class Ready(BaseModel):
 class Limits(BaseModel):
     max_body_bytes: int
     max_elements: int
+    max_work: float
+    """A request's estimated cost may be at most this; a refusal past it (413) carries the
+    estimate as `work` and the limit as `max_work`, so a client can split by their ratio."""
     max_batch_items: int
     max_concurrency: int
 

@@ -39,6 +39,7 @@ def build_router(kinds: tuple[Kind, ...] = KINDS) -> APIRouter:
             limits=Limits(
                 max_body_bytes=settings.max_body_bytes,
                 max_elements=settings.max_elements,
+                max_work=settings.max_work,
                 max_batch_items=settings.max_batch_items,
                 max_concurrency=settings.max_concurrency,
             ),

@@ -28,10 +28,12 @@ def ctc(steps: int, labels: int) -> dict:
 def test_a_ctc_lattice_past_max_work_is_a_413_naming_the_estimate(client: TestClient) -> None:
     """The attack's 140 KB request: T = 16,000, S = 8,000."""
     response = client.post("/v1/losses/ctc_loss", json=ctc(16_000, 8_000))
-    assert problem(response, 413)["detail"] == (
+    found = problem(response, 413)
+    assert found["detail"] == (
         "ctc_loss would take about 5.12 s of one core and 977 MiB (work 2.56); the limit is"
         " max_work (1, in units of 2 s or 1 GiB)"
     )
+    assert (round(found["work"], 2), found["max_work"]) == (2.56, 1.0)  # to split by
 
 
 def test_multilabel_margin_is_quadratic_in_the_classes(client: TestClient) -> None:
@@ -66,6 +68,8 @@ def test_max_work_is_a_setting_and_holds_on_v2_and_across_a_batch() -> None:
         v2 = small.post("/v2/models/ctc_loss/infer", json={"inputs": inputs})
         assert v2.status_code == 413
         assert v2.json()["error"].startswith("ctc_loss would take about")
+        assert set(v2.json()) == {"error", "work", "max_work"}
+        assert small.get("/v1/info").json()["limits"]["max_work"] == 0.1
 
 
 def test_every_function_declares_a_cost() -> None:

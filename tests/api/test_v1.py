@@ -2,6 +2,7 @@
 
 import numpy as np
 import orjson
+import pytest
 import torch
 import torch.nn.functional as F
 from fastapi.testclient import TestClient
@@ -23,6 +24,7 @@ def test_info(client: TestClient) -> None:
         "limits": {
             "max_body_bytes": 67108864,
             "max_elements": 16777216,
+            "max_work": 1.0,
             "max_batch_items": 1024,
             "max_concurrency": 4,
         },
@@ -57,6 +59,25 @@ def test_cross_entropy_entry_matches_the_contract(client: TestClient) -> None:
 def test_an_unknown_loss_is_404_listing_the_known_ones(client: TestClient) -> None:
     for response in (client.get("/v1/losses/hinge"), client.post("/v1/losses/hinge", json={})):
         assert problem(response, 404)["detail"] == f"unknown loss 'hinge'; known: {KNOWN}"
+
+
+@pytest.mark.parametrize(
+    ("path", "what", "guess"),
+    [
+        ("/v1/losses/cross_entopy", "loss", "cross_entropy"),
+        ("/v1/activations/sofmax", "activation", "softmax"),
+        ("/v2/models/mse_los/infer", "model", "mse_loss"),
+    ],
+)
+def test_a_misspelt_name_is_answered_with_the_nearest(
+    client: TestClient, path: str, what: str, guess: str
+) -> None:
+    response = client.post(path, json={})
+    assert response.status_code == 404
+    found = response.json()
+    message = found["detail"] if "detail" in found else found["error"]
+    misspelt = path.split("/")[3]
+    assert message.startswith(f"unknown {what} '{misspelt}'; did you mean '{guess}'? known: ")
 
 
 def test_an_unknown_path_is_a_404_problem(client: TestClient) -> None:
