@@ -1,9 +1,16 @@
-"""loss-service's Python client: numpy arrays (or torch tensors, lists, numbers) in; losses,
-gradients, activations and label-quality scores out, over /v2 binary tensors where the server
-has them and /v1 JSON otherwise, split to fit the server's limits."""
+"""loss-service's Python client: arrays as a pipeline holds them (numpy, torch, pandas, pyarrow,
+lists) in; losses, gradients, activations and label-quality scores out, over /v2 binary tensors
+where the server has them and /v1 JSON otherwise, split to fit the server's limits."""
 
 from loss_service_client._client import AsyncClient, Client
-from loss_service_client._errors import LossServiceError
+from loss_service_client._errors import ConnectionFailed, InvalidCall, LossServiceError
 from loss_service_client._protocol import LossResult
 
-__all__ = ["AsyncClient", "Client", "LossResult", "LossServiceError"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ConnectionFailed",
+    "InvalidCall",
+    "LossResult",
+    "LossServiceError",
+]

@@ -6,14 +6,18 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import httpx2
 import numpy as np
 from tqdm import tqdm
 
+from loss_service_client import _calls
 from loss_service_client import _protocol as p
+from loss_service_client._errors import ConnectionFailed
 
 T = TypeVar("T")
 DEFAULT_SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -54,6 +58,28 @@ class _Base:
     def _retryable(self, answer: p.Answer, attempt: int) -> bool:
         return answer.status == 503 and attempt < self.retries
 
+    @staticmethod
+    def _smaller(request: p.Request, answer: p.Answer) -> list[p.Request]:
+        """The request cut smaller where the server refused it for its work; else []."""
+        if answer.status != 413 or request.cut is None:
+            return []
+        problem = p.problem_of(answer)
+        return request.cut(problem) if "max_work" in problem else []
+
+    def _unreachable(self, request: p.Request, error: httpx2.TransportError) -> ConnectionFailed:
+        """One line: what was tried, where, and what to check."""
+        where = f"{self.base_url} ({request.method} {request.path})"
+        if isinstance(error, httpx2.TimeoutException):
+            return ConnectionFailed(
+                f"no answer from loss-service at {where} within {self.timeout:g} s: a larger"
+                " timeout= (--timeout) may help, or a smaller call"
+            )
+        reason = str(error) or type(error).__name__
+        return ConnectionFailed(
+            f"cannot reach loss-service at {where}: {reason}; check that it is running and"
+            " that the URL is right (LOSS_SERVICE_URL, --url)"
+        )
+
     def _show(self, plan: p.Plan[Any], progress: bool | None) -> bool:
         return (self.progress if progress is None else progress) and len(plan.requests) > 1
 
@@ -77,21 +103,8 @@ class _Base:
             found["max_elements"],
             found["max_concurrency"],
             found["binary"] if self.binary is None else self.binary,
+            found.get("max_work"),
         )
-
-    def _call(
-        self, kind: str, name: str, entry: dict[str, Any], values: dict[str, Any], split: bool
-    ) -> p.Call:
-        """Sorts keyword arguments into tensors (by the catalogue) and parameters."""
-        tensor_names = [t["name"] for t in entry["tensors"]]
-        tensor_names += [n for n, e in entry["parameters"].items() if "tensor" in e["type"]]
-        tensors = {n: p.as_array(values[n]) for n in tensor_names if values.get(n) is not None}
-        parameters = {k: _plain(v) for k, v in values.items() if k not in tensor_names}
-        batch = {t["name"]: t["batch"] for t in entry["tensors"]}
-        batch |= {
-            n: e.get("batch") for n, e in entry["parameters"].items() if "tensor" in e["type"]
-        }
-        return p.Call(kind, name, tensors, parameters, batch, split)
 
     def _plan(self, call: p.Call, server: p.Server, dtype: str, join: Any) -> p.Plan[Any]:
         parts, _ = p.plan(call, server, dtype)
@@ -103,41 +116,50 @@ class _Base:
         return p.Plan(requests, finish, server.max_concurrency)
 
     def _loss_plan(
-        self, server: p.Server, entry: dict[str, Any], name: str, values: dict[str, Any]
+        self,
+        server: p.Server,
+        entry: dict[str, Any],
+        name: str,
+        values: dict[str, Any],
+        classes: Sequence[str] | None,
     ) -> p.Plan[p.LossResult]:
         reduction, dtype = values["reduction"], values["dtype"]
-        call = self._call("loss", name, entry, values, split=True)
-        return self._plan(
-            call, server, dtype, lambda parts, c: p.join_loss(parts, c, reduction, dtype)
-        )
+        call, named = _calls.build("loss", name, entry, values, True, classes)
+
+        def join(parts: list[p.Part], c: p.Call) -> p.LossResult:
+            return replace(p.join_loss(parts, c, reduction, dtype), classes=named)
+
+        return self._plan(call, server, dtype, join)
 
     def _activation_plan(
         self, server: p.Server, entry: dict[str, Any], name: str, values: dict[str, Any]
     ) -> p.Plan[np.ndarray]:
-        dim, rank = values.get("dim"), np.ndim(values["input"])
-        split = dim is None or (dim % max(rank, 1)) != 0  # softmax over the batch mixes it
-        call = self._call("activation", name, entry, values, split)
+        call, _ = _calls.build("activation", name, entry, values, True)
+        dim, rank = values.get("dim"), call.tensors["input"].ndim
+        call = replace(call, split=dim is None or (dim % max(rank, 1)) != 0)  # softmax over N
         return self._plan(
             call, server, values["dtype"], lambda parts, c: p.join_outputs(parts)["output"]
         )
 
     def _scores_plan(
-        self, server: p.Server, entry: dict[str, Any], values: dict[str, Any]
+        self,
+        server: p.Server,
+        entry: dict[str, Any],
+        values: dict[str, Any],
+        classes: Sequence[str] | None,
     ) -> p.Plan[dict[str, np.ndarray]]:
-        call = self._call("score", "label_quality", entry, values, split=True)
-        return self._plan(call, server, values["dtype"], lambda parts, c: p.join_outputs(parts))
+        call, named = _calls.build("score", "label_quality", entry, values, True, classes)
+
+        def join(parts: list[p.Part], c: p.Call) -> dict[str, np.ndarray]:
+            found = p.join_outputs(parts)
+            return found | ({"classes": np.asarray(named)} if named is not None else {})
+
+        return self._plan(call, server, values["dtype"], join)
 
 
 def _answer(response: httpx2.Response) -> p.Answer:
     headers = {k.lower(): v for k, v in response.headers.items()}
     return p.Answer(response.status_code, headers, response.content)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and tuples as JSON values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _loss_values(
@@ -186,12 +208,17 @@ class Client(_Base):
         dtype: str = "float32",
         device: str | None = None,
         progress: bool | None = None,
+        classes: Sequence[str] | None = None,
         **tensors_and_parameters: Any,
     ) -> p.LossResult:
-        """The loss `name` of the tensors (by their PyTorch names) with its parameters."""
+        """The loss `name` of the tensors (by their PyTorch names) with its parameters.
+
+        Tensors may be numpy arrays, torch tensors, pandas or pyarrow columns, or nested lists
+        (see the README). Labels given as strings or categories become indices into `classes`
+        (else the labels' sorted unique values), which the result carries."""
         values = _loss_values(reduction, grad, dtype, device, tensors_and_parameters)
-        plan = self._loss_plan(self.server(), self._entry("losses", name), name, values)
-        return self.run(plan, progress)
+        entry = self._entry("losses", name)
+        return self.run(self._loss_plan(self.server(), entry, name, values, classes), progress)
 
     def activation(
         self,
@@ -217,12 +244,14 @@ class Client(_Base):
         dtype: str = "float32",
         device: str | None = None,
         progress: bool | None = None,
+        classes: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Each sample's scores by name (lower: more likely mislabelled), and `predicted`."""
+        """Each sample's scores by name (lower: more likely mislabelled), `predicted`, and
+        `classes` where the labels were names (strings or categories)."""
         values = _options(dtype, device, {"input": input, "target": target})
         values |= {"scores": list(scores), "multi_label": multi_label}
         entry = self._entry("", "label_quality")
-        return self.run(self._scores_plan(self.server(), entry, values), progress)
+        return self.run(self._scores_plan(self.server(), entry, values, classes), progress)
 
     def losses(self) -> list[dict[str, Any]]:
         """The loss catalogue's entries."""
@@ -246,20 +275,27 @@ class Client(_Base):
         bar = tqdm(total=len(plan.requests), unit="request", disable=not self._show(plan, progress))
         with bar, ThreadPoolExecutor(max(1, min(plan.concurrency, len(plan.requests)))) as pool:
 
-            def send(request: p.Request) -> p.Answer:
+            def send(request: p.Request) -> list[p.Answer]:
                 answer = self._send(request)
+                smaller = self._smaller(request, answer)
+                if smaller:  # refused for its work: cut by the ratio the server named
+                    bar.total = (bar.total or 0) + len(smaller) - 1
+                    return [a for r in smaller for a in send(r)]
                 bar.update()
-                return answer
+                return [answer]
 
-            answers = list(pool.map(send, plan.requests))
+            answers = [a for group in pool.map(send, plan.requests) for a in group]
         return plan.finish(answers)
 
     def _send(self, request: p.Request) -> p.Answer:
         attempt = 0
         while True:
-            response = self._http.request(
-                request.method, request.path, content=request.content, headers=request.headers
-            )
+            try:
+                response = self._http.request(
+                    request.method, request.path, content=request.content, headers=request.headers
+                )
+            except httpx2.TransportError as error:
+                raise self._unreachable(request, error) from None
             answer = _answer(response)
             if not self._retryable(answer, attempt):
                 return answer
@@ -302,12 +338,14 @@ class AsyncClient(_Base):
         dtype: str = "float32",
         device: str | None = None,
         progress: bool | None = None,
+        classes: Sequence[str] | None = None,
         **tensors_and_parameters: Any,
     ) -> p.LossResult:
         """As Client.loss."""
         values = _loss_values(reduction, grad, dtype, device, tensors_and_parameters)
         entry = await self._entry("losses", name)
-        return await self.run(self._loss_plan(await self.server(), entry, name, values), progress)
+        plan = self._loss_plan(await self.server(), entry, name, values, classes)
+        return await self.run(plan, progress)
 
     async def activation(
         self,
@@ -334,12 +372,14 @@ class AsyncClient(_Base):
         dtype: str = "float32",
         device: str | None = None,
         progress: bool | None = None,
+        classes: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
         """As Client.label_quality."""
         values = _options(dtype, device, {"input": input, "target": target})
         values |= {"scores": list(scores), "multi_label": multi_label}
         entry = await self._entry("", "label_quality")
-        return await self.run(self._scores_plan(await self.server(), entry, values), progress)
+        plan = self._scores_plan(await self.server(), entry, values, classes)
+        return await self.run(plan, progress)
 
     async def losses(self) -> list[dict[str, Any]]:
         """As Client.losses."""
@@ -365,21 +405,28 @@ class AsyncClient(_Base):
             total=len(plan.requests), unit="request", disable=not self._show(plan, progress)
         ) as bar:
 
-            async def send(request: p.Request) -> p.Answer:
+            async def send(request: p.Request) -> list[p.Answer]:
                 async with gate:
                     answer = await self._send(request)
+                smaller = self._smaller(request, answer)
+                if smaller:  # refused for its work: cut by the ratio the server named
+                    bar.total = (bar.total or 0) + len(smaller) - 1
+                    return [a for group in await asyncio.gather(*map(send, smaller)) for a in group]
                 bar.update()
-                return answer
+                return [answer]
 
-            answers = await asyncio.gather(*(send(r) for r in plan.requests))
-        return plan.finish(list(answers))
+            groups = await asyncio.gather(*(send(r) for r in plan.requests))
+        return plan.finish([a for group in groups for a in group])
 
     async def _send(self, request: p.Request) -> p.Answer:
         attempt = 0
         while True:
-            response = await self._http.request(
-                request.method, request.path, content=request.content, headers=request.headers
-            )
+            try:
+                response = await self._http.request(
+                    request.method, request.path, content=request.content, headers=request.headers
+                )
+            except httpx2.TransportError as error:
+                raise self._unreachable(request, error) from None
             answer = _answer(response)
             if not self._retryable(answer, attempt):
                 return answer

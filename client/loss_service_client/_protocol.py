@@ -2,7 +2,9 @@
 call that exceeds the server's limits along the batch, and the join of the parts' results.
 
 A call becomes a Plan: the HTTP requests to send (independent of each other) and how to turn
-their answers into the call's result. The sync and async clients only send.
+their answers into the call's result. The sync and async clients only send. A part the server
+refuses for its estimated work (a 413 naming `work` and `max_work`) is cut again by their
+ratio: each request carries how to cut it.
 """
 
 import json
@@ -17,12 +19,23 @@ from loss_service_client._errors import LossServiceError
 
 T = TypeVar("T")
 HEADER = "Inference-Header-Content-Length"
-OVERHEAD = 4096
-"""Bytes a request's JSON header (or field names) may take beyond its tensors' data."""
-JSON_BYTES_PER_NUMBER = 26
+MARGIN = 512
+"""Bytes kept free of a part's estimate: the header's numbers may print longer than thought."""
+JSON_FLOAT = 26
 """What a float takes as JSON text at most (`-1.2345678901234567e-123, `): for the /v1 split."""
-DATATYPES = {"float32": "FP32", "float64": "FP64"}
-NUMPY = {"FP32": "<f4", "FP64": "<f8", "INT64": "<i8", "BOOL": "|b1"}
+NUMPY = {
+    "FP16": "<f2",
+    "BF16": "<u2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+    "INT8": "|i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "UINT8": "|u1",
+    "BOOL": "|b1",
+}
+"""The Protocol's datatypes and their little-endian numpy dtypes (BF16: its bits)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,7 @@ class Server:
     max_concurrency: int
     binary: bool
     """Whether /v2 takes binary tensor data."""
+    max_work: float | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,8 @@ class Request:
     path: str
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    cut: "Callable[[dict[str, Any]], list[Request]] | None" = None
+    """The same part as smaller requests, given the problem of a refusal for its work."""
 
 
 @dataclass(frozen=True)
@@ -74,18 +90,22 @@ class LossResult:
     divisor: float | None = None
     """For "mean" and "batchmean": what the sum was divided by, over the whole call."""
     warnings: list[str] = field(default_factory=list)
+    classes: tuple[str, ...] | None = None
+    """The class names the labels were given as (strings or categories), in index order."""
 
 
 def problem_of(answer: Answer) -> dict[str, Any]:
-    """The answer's problem document; /v2's {"error": message} becomes {"status", "detail"}."""
+    """The answer's problem document; /v2's {"error": message} becomes {"status", "detail"}
+    (with the error's other members, such as a work refusal's `work` and `max_work`)."""
     try:
         body = json.loads(answer.content)
     except ValueError:
         body = None
     if isinstance(body, dict) and "detail" in body:
         return body
-    if isinstance(body, dict) and "error" in body:
-        return {"type": "about:blank", "status": answer.status, "detail": body["error"]}
+    if isinstance(body, dict) and "error" in body:  # /v2: its other members as they are
+        members = {k: v for k, v in body.items() if k != "error"}
+        return {"type": "about:blank", "status": answer.status, "detail": body["error"]} | members
     text = answer.content.decode(errors="replace")[:500]
     return {"type": "about:blank", "status": answer.status, "detail": text or "no detail"}
 
@@ -94,16 +114,6 @@ def check(answer: Answer) -> Answer:
     if answer.status != 200:
         raise LossServiceError(answer.status, problem_of(answer))
     return answer
-
-
-def as_array(value: Any) -> np.ndarray:
-    """numpy arrays as they are; torch tensors (never imported here) through .numpy(); nested
-    lists and numbers through numpy."""
-    if isinstance(value, np.ndarray):
-        return value
-    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        return np.asarray(value.detach().cpu().numpy())
-    return np.asarray(value)
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,13 @@ class Call:
     """Each tensor's batch axis, from the catalogue; None where it has none."""
     split: bool = True
     """False where the function mixes samples (softmax over dim 0)."""
+    datatypes: dict[str, str] = field(default_factory=dict)
+    """Tensors whose array is not what numpy says: BF16 bits."""
+
+    def cut(self, tensors: dict[str, np.ndarray]) -> "Call":
+        return Call(
+            self.kind, self.name, tensors, self.parameters, self.batch, self.split, self.datatypes
+        )
 
     @property
     def v1_path(self) -> str:
@@ -128,28 +145,77 @@ class Call:
 
 def plan(call: Call, server: Server, dtype: str) -> tuple[list[Call], int]:
     """The call as parts that fit the server's limits, cut along the batch, and the batch's
-    size (0 where it is not split)."""
+    size (0 where it is not split). Each tensor counts at the bytes it is sent as (binary
+    data, or JSON text), with the request's header."""
     rows = _rows(call)
-    wire = 4 if dtype == "float32" else 8
-    per_element = wire if server.binary else JSON_BYTES_PER_NUMBER
     elements = sum(a.size for a in call.tensors.values())
-    size = elements * per_element + OVERHEAD
+    sizes = {n: _bytes_per_element(call, n, server.binary, dtype) for n in call.tensors}
+    size = _head(call, server.binary, dtype) + sum(
+        a.size * sizes[n] for n, a in call.tensors.items()
+    )
     if (elements <= server.max_elements and size <= server.max_body_bytes) or rows <= 1:
         return [call], 0
     cut = {n for n, a in call.tensors.items() if _cut(a, call.batch.get(n), rows)}
-    fixed = sum(a.size for n, a in call.tensors.items() if n not in cut)
-    per_row = sum(call.tensors[n].size for n in cut) / rows
-    by_elements = (server.max_elements - fixed) / per_row
-    by_bytes = (server.max_body_bytes - OVERHEAD - fixed * per_element) / (per_row * per_element)
-    step = max(1, math.floor(min(by_elements, by_bytes)))
-    parts = []
-    for start in range(0, rows, step):
-        tensors = {
-            n: _take(a, call.batch[n], start, start + step) if n in cut else a
-            for n, a in call.tensors.items()
-        }
-        parts.append(Call(call.kind, call.name, tensors, call.parameters, call.batch, call.split))
-    return parts, rows
+    fixed_elements = sum(a.size for n, a in call.tensors.items() if n not in cut)
+    fixed_bytes = _head(call, server.binary, dtype) + sum(
+        a.size * sizes[n] for n, a in call.tensors.items() if n not in cut
+    )
+    row_elements = sum(call.tensors[n].size for n in cut) / rows
+    row_bytes = sum(call.tensors[n].size * sizes[n] for n in cut) / rows
+    by_elements = (server.max_elements - fixed_elements) / row_elements
+    by_bytes = (server.max_body_bytes - fixed_bytes - MARGIN) / row_bytes
+    return _parts(call, cut, rows, max(1, math.floor(min(by_elements, by_bytes)))), rows
+
+
+def cut_again(call: Call, problem: dict[str, Any]) -> list[Call]:
+    """A part the server refused for its work, in ceil(work / max_work) smaller ones (and a
+    tenth more, as the estimate is not quite linear in the batch); [] where it cannot be cut
+    (a batch of one, or a function that mixes its samples)."""
+    rows = _rows(call)
+    work, limit = problem.get("work"), problem.get("max_work")
+    if rows <= 1 or not isinstance(work, int | float) or not isinstance(limit, int | float):
+        return []
+    cut = {n for n, a in call.tensors.items() if _cut(a, call.batch.get(n), rows)}
+    pieces = min(rows, math.ceil(work / limit * 1.1))
+    return _parts(call, cut, rows, max(1, math.ceil(rows / max(pieces, 2))))
+
+
+def _parts(call: Call, cut: set[str], rows: int, step: int) -> list[Call]:
+    return [
+        call.cut(
+            {
+                n: _take(a, call.batch[n], start, start + step) if n in cut else a
+                for n, a in call.tensors.items()
+            }
+        )
+        for start in range(0, rows, step)
+    ]
+
+
+def _bytes_per_element(call: Call, name: str, binary: bool, dtype: str) -> float:
+    """What one element of the tensor takes in the body: its datatype's size as binary data,
+    or its text and comma as JSON (a float at most 26 bytes, an integer its widest)."""
+    array = call.tensors[name]
+    datatype = wire_datatype(array, dtype, call.datatypes.get(name))
+    if binary:
+        return float(np.dtype(NUMPY[datatype]).itemsize)
+    if datatype.startswith(("FP", "BF")):
+        return float(JSON_FLOAT)
+    if datatype == "BOOL":
+        return 7.0  # "false, "
+    widest = max(abs(int(array.min())), int(array.max())) if array.size else 0
+    return len(str(widest)) + 3.0  # a sign, ", "
+
+
+def _head(call: Call, binary: bool, dtype: str) -> int:
+    """The request's JSON header (or JSON's nesting and names), for the whole call: no part's
+    is longer."""
+    if binary:
+        header, _ = _header(call, dtype)
+        return len(header) + MARGIN
+    brackets = sum(2 * a.size / max(a.shape[-1], 1) if a.ndim else 0 for a in call.tensors.values())
+    names = sum(len(n) + 6 for n in call.tensors)
+    return int(brackets) + names + len(json.dumps(call.parameters)) + MARGIN
 
 
 def _rows(call: Call) -> int:
@@ -180,14 +246,29 @@ def _take(array: np.ndarray, axis: int | None, start: int, stop: int) -> np.ndar
 
 
 def encode(call: Call, binary: bool, dtype: str) -> Request:
-    """A part as a /v2 binary inference request, or as /v1 JSON."""
+    """A part as a /v2 binary inference request, or as /v1 JSON; cut again if refused for its
+    work."""
+
+    def smaller(problem: dict[str, Any]) -> list[Request]:
+        return [encode(part, binary, dtype) for part in cut_again(call, problem)]
+
     if not binary:
-        body = {n: a.tolist() for n, a in call.tensors.items()} | call.parameters
-        content = json.dumps(body).encode()
-        return Request("POST", call.v1_path, content, {"content-type": "application/json"})
+        tensors = {n: _values(a, call.datatypes.get(n)).tolist() for n, a in call.tensors.items()}
+        content = json.dumps(tensors | call.parameters).encode()
+        headers = {"content-type": "application/json"}
+        return Request("POST", call.v1_path, content, headers, smaller)
+    header, data = _header(call, dtype)
+    headers = {HEADER: str(len(header)), "content-type": "application/octet-stream"}
+    path = f"/v2/models/{call.name}/infer"
+    return Request("POST", path, b"".join([header, *data]), headers, smaller)
+
+
+def _header(call: Call, dtype: str) -> tuple[bytes, list[memoryview]]:
+    """The /v2 request's JSON header, and its tensors' binary data in order."""
     inputs, data = [], []
     for name, array in call.tensors.items():
-        wire, datatype = _wire(array, dtype)
+        datatype = wire_datatype(array, dtype, call.datatypes.get(name))
+        wire = np.ascontiguousarray(array, dtype=NUMPY[datatype])
         inputs.append(
             {
                 "name": name,
@@ -196,23 +277,46 @@ def encode(call: Call, binary: bool, dtype: str) -> Request:
                 "parameters": {"binary_data_size": wire.nbytes},
             }
         )
-        data.append(wire.tobytes())
+        data.append(wire.reshape(-1).data.cast("B"))
     parameters = {k: ",".join(v) if isinstance(v, list) else v for k, v in call.parameters.items()}
-    header = json.dumps(
-        {"inputs": inputs, "parameters": parameters | {"binary_data_output": True}}
-    ).encode()
-    headers = {HEADER: str(len(header)), "content-type": "application/octet-stream"}
-    return Request("POST", f"/v2/models/{call.name}/infer", b"".join([header, *data]), headers)
+    content = {"inputs": inputs, "parameters": parameters | {"binary_data_output": True}}
+    return json.dumps(content).encode(), data
 
 
-def _wire(array: np.ndarray, dtype: str) -> tuple[np.ndarray, str]:
-    """Floats in the computation's dtype, integers as INT64, booleans as BOOL; little-endian."""
-    if array.dtype.kind == "b":
-        return np.ascontiguousarray(array), "BOOL"
-    if array.dtype.kind in "iu":
-        return np.ascontiguousarray(array, dtype="<i8"), "INT64"
-    datatype = DATATYPES[dtype]
-    return np.ascontiguousarray(array, dtype=NUMPY[datatype]), datatype
+def wire_datatype(array: np.ndarray, dtype: str, given: str | None = None) -> str:
+    """The datatype a tensor goes out as: never wider than it is or than the computation.
+    Floats at their own precision up to the computation's (FP16, BF16 and FP32 as they are,
+    FP64 as FP32 for a float32 computation); integers at their own width where the Protocol
+    has it (else INT32 or INT64); booleans as BOOL."""
+    if given is not None:
+        return given
+    kind, size = array.dtype.kind, array.dtype.itemsize
+    if kind == "f":
+        if size == 8 and (dtype == "float64" or not _fits_float32(array)):
+            return "FP64"  # where float32 cannot hold it, the server says so
+        return {2: "FP16"}.get(size, "FP32")
+    if kind == "b":
+        return "BOOL"
+    if kind == "u":
+        return {1: "UINT8", 2: "INT32"}.get(size, "INT64")
+    if kind == "i":
+        return {1: "INT8", 2: "INT16", 4: "INT32"}.get(size, "INT64")
+    raise ValueError(f"a {array.dtype} tensor has no datatype")
+
+
+def _fits_float32(array: np.ndarray) -> bool:
+    with np.errstate(invalid="ignore"):
+        return not array.size or bool(np.nanmax(np.abs(array), initial=0.0) <= FLOAT32_MAX)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _values(array: np.ndarray, datatype: str | None) -> np.ndarray:
+    """What JSON writes: bfloat16's bits as the float32 values they are."""
+    if datatype == "BF16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import tests.conftest  # noqa: F401  (hypothesis' profiles: derandomized, no deadline)
 from tests.e2e.conftest import serving
 
 
