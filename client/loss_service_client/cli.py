@@ -1,18 +1,15 @@
-"""loss-client: the loss catalogue, one loss of arrays in files, and label-quality scores.
+"""loss-client: losses and label-quality scores of arrays in files, through loss-service.
 
-    loss-client losses
-    loss-client compute NAME --input FILE --target FILE [--tensor NAME=FILE ...]
-                        [--param KEY=VALUE ...] [--reduction R] [--grad] --out FILE
-    loss-client label-quality --logits FILE --labels FILE --out FILE [--top K]
-
-Files are .npy, .npz, .csv or (with pyarrow) .parquet. --url and --api-key default to
-LOSS_SERVICE_URL and LOSS_SERVICE_API_KEY. A refusal prints the server's detail and exits 1.
+Exit codes: 0 done; 1 the server refused the call (its detail is printed); 2 a usage error, a
+file that cannot be read, or a call refused before it was sent; 3 the server cannot be reached.
+Every error is one line on stderr.
 """
 
 import argparse
 import json
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,83 +18,213 @@ import numpy as np
 
 from loss_service_client import files
 from loss_service_client._client import DEFAULT_SCORES, Client
-from loss_service_client._errors import LossServiceError
+from loss_service_client._errors import ConnectionFailed, InvalidCall, LossServiceError
+
+WIDTH = 100
+"""Tables fit this many columns."""
+FILES = textwrap.fill(
+    "FILE is .npy, .npz, .csv or (with pyarrow) .parquet; FILE:COL, FILE:COL,COL or"
+    " FILE:PREFIX* take columns of a CSV or Parquet file by name (or an array of an .npz)."
+    " A CSV's blank line, empty cell or word among numbers is an error naming its line.",
+    78,
+)
+EXAMPLES = {
+    "losses": "  loss-client losses",
+    "compute": (
+        "  loss-client compute cross_entropy --input logits.npy --target labels.csv:label \\\n"
+        "      --reduction none --grad --out loss.npz\n"
+        "  loss-client compute cross_entropy --input data.parquet:logit_* \\\n"
+        "      --target data.parquet:label --param label_smoothing=0.1 --out loss.csv"
+    ),
+    "label-quality": (
+        "  loss-client label-quality --logits logits.npy --labels labels.csv:label \\\n"
+        "      --out scores.csv --top 20"
+    ),
+}
+
+
+class Usage(Exception):
+    """A usage error: exit 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
-        with Client(args.url, args.api_key, progress=not args.quiet) as client:
+        with Client(args.url, args.api_key, args.timeout, progress=not args.quiet) as client:
             args.run(client, args)
+    except ConnectionFailed as error:
+        return _fail(error, 3)
+    except InvalidCall as error:
+        return _fail(error, 2)
     except LossServiceError as error:
-        print(f"loss-client: the server refused ({error.status}): {error}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as error:
-        print(f"loss-client: {error}", file=sys.stderr)
-        return 2
+        return _fail(f"the server refused ({error.status}): {error}", 1)
+    except BrokenPipeError:  # the reader left (`| head`): as a shell's SIGPIPE, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (Usage, files.FileError, OSError) as error:
+        return _fail(error, 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loss-client", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--url", default=os.environ.get("LOSS_SERVICE_URL", "http://127.0.0.1:8000")
-    )
-    parser.add_argument("--api-key", default=os.environ.get("LOSS_SERVICE_API_KEY"))
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _fail(message: object, code: int) -> int:
+    print(f"loss-client: {message}", file=sys.stderr)
+    return code
 
-    losses = commands.add_parser("losses", help="print the loss catalogue as a table")
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loss-client",
+        description=__doc__,
+        parents=[_global(top=True)],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}.\n\n{FILES}" if name != "losses" else summary + ".",
+            epilog=f"example:\n{EXAMPLES[name]}",
+            parents=[_global(top=False)],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    losses = command("losses", "print the loss catalogue: each loss, its tensors, what it is")
     losses.set_defaults(run=_losses)
 
-    compute = commands.add_parser("compute", help="compute one loss of arrays in files")
-    compute.add_argument("name")
-    compute.add_argument("--input", type=Path, required=True)
-    compute.add_argument("--target", type=Path)
-    compute.add_argument("--tensor", action="append", default=[], metavar="NAME=FILE")
-    compute.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
-    compute.add_argument("--reduction", default="mean")
-    compute.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    compute.add_argument("--grad", action="store_true")
-    compute.add_argument("--out", type=Path, required=True)
+    compute = command("compute", "compute one loss of the arrays in files, and write it out")
+    compute.add_argument("name", help="the loss, as torch.nn.functional names it")
+    compute.add_argument("--input", required=True, metavar="FILE", help="the predictions")
+    compute.add_argument("--target", metavar="FILE", help="the targets (labels, values, ...)")
+    compute.add_argument(
+        "--tensor",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="another tensor by its name, e.g. weight=w.npy (repeat for more)",
+    )
+    compute.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter, its value read as JSON, e.g. label_smoothing=0.1 (repeat for more)",
+    )
+    compute.add_argument(
+        "--reduction",
+        default="mean",
+        choices=["none", "mean", "sum"],
+        help="as in PyTorch (default: mean)",
+    )
+    compute.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        help="the computation's precision (default: float32)",
+    )
+    compute.add_argument("--grad", action="store_true", help="also write the gradients")
+    _classes(compute)
+    compute.add_argument(
+        "--out", required=True, type=Path, metavar="FILE", help="where the loss goes"
+    )
     compute.set_defaults(run=_compute)
 
-    quality = commands.add_parser("label-quality", help="score every sample's label")
-    quality.add_argument("--logits", type=Path, required=True)
-    quality.add_argument("--labels", type=Path, required=True)
-    quality.add_argument("--scores", default=",".join(DEFAULT_SCORES))
-    quality.add_argument("--multi-label", action="store_true")
-    quality.add_argument("--out", type=Path, required=True)
-    quality.add_argument("--top", type=int, default=10, metavar="K")
+    quality = command(
+        "label-quality", "score every sample's label (lower: more likely mislabelled)"
+    )
+    quality.add_argument("--logits", required=True, metavar="FILE", help="(N, C) logits")
+    quality.add_argument(
+        "--labels", required=True, metavar="FILE", help="N labels: class indices or names"
+    )
+    quality.add_argument(
+        "--scores",
+        default=",".join(DEFAULT_SCORES),
+        help=f"comma-separated (default: {','.join(DEFAULT_SCORES)}); also entropy,cross_entropy",
+    )
+    quality.add_argument("--multi-label", action="store_true", help="(N, C) labels, 0 or 1")
+    _classes(quality)
+    quality.add_argument(
+        "--out", required=True, type=Path, metavar="FILE", help="every sample's scores"
+    )
+    quality.add_argument(
+        "--top", type=int, default=10, metavar="K", help="print the K most suspect (default 10)"
+    )
     quality.set_defaults(run=_label_quality)
     return parser
 
 
+def _global(top: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name. After it they have no
+    default, so that one given before is kept; argparse shares a parent's actions, so each
+    parser gets its own."""
+
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    shared = argparse.ArgumentParser(add_help=False)
+    url = os.environ.get("LOSS_SERVICE_URL", "http://127.0.0.1:8000")
+    shared.add_argument(
+        "--url",
+        default=default(url),
+        help="the service's base URL (default: $LOSS_SERVICE_URL or http://127.0.0.1:8000)",
+    )
+    shared.add_argument(
+        "--api-key",
+        default=default(os.environ.get("LOSS_SERVICE_API_KEY")),
+        help="an API key (default: $LOSS_SERVICE_API_KEY)",
+    )
+    shared.add_argument(
+        "--timeout",
+        type=float,
+        default=default(60.0),
+        help="seconds to wait for each answer (default: 60)",
+    )
+    shared.add_argument(
+        "--quiet", action="store_true", default=default(False), help="no progress bar on stderr"
+    )
+    return shared
+
+
+def _classes(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--classes",
+        metavar="NAME,NAME,...",
+        help="the class names in the order of the logits' columns, where labels are names"
+        " (default: the labels' names, sorted)",
+    )
+
+
 def _losses(client: Client, args: argparse.Namespace) -> None:
     rows = [
-        (
-            str(entry["name"]),
-            ", ".join(t["name"] for t in entry["tensors"]),
-            ", ".join(entry["parameters"]),
-            str(entry["summary"]),
-        )
-        for entry in client.losses()
+        (str(e["name"]), ", ".join(t["name"] for t in e["tensors"]), str(e["summary"]))
+        for e in client.losses()
     ]
-    _table(("loss", "tensors", "parameters", "summary"), rows)
+    _table(("loss", "tensors", "summary"), rows, wrap=(None, 20, None))
 
 
 def _compute(client: Client, args: argparse.Namespace) -> None:
     tensors: dict[str, Any] = {"input": files.read(args.input)}
     if args.target is not None:
-        tensors["target"] = files.read(args.target)
+        tensors["target"] = files.read(args.target, labels=True)
     for spec in args.tensor:
         name, path = _pair(spec, "--tensor")
-        tensors[name] = files.read(Path(path))
+        tensors[name] = files.read(path)
     params = dict(_param(spec) for spec in args.param)
     result = client.loss(
-        args.name, reduction=args.reduction, grad=args.grad, dtype=args.dtype, **tensors, **params
+        args.name,
+        reduction=args.reduction,
+        grad=args.grad,
+        dtype=args.dtype,
+        classes=_names(args.classes),
+        **tensors,
+        **params,
     )
-    files.write(args.out, {"loss": result.loss} | {f"grad_{k}": g for k, g in result.grad.items()})
+    written = {"loss": result.loss} | {f"grad_{k}": g for k, g in result.grad.items()}
+    files.write(args.out, written)
     if result.loss.ndim == 0:
         print(f"{args.name} ({args.reduction}): {result.loss.item()!r}")
     else:
@@ -107,25 +234,45 @@ def _compute(client: Client, args: argparse.Namespace) -> None:
 
 
 def _label_quality(client: Client, args: argparse.Namespace) -> None:
-    labels = files.read(args.labels)
+    labels = files.read(args.labels, labels=True)
     scores = [s for s in args.scores.split(",") if s]
     found = client.label_quality(
-        input=files.read(args.logits), target=labels, scores=scores, multi_label=args.multi_label
+        input=files.read(args.logits),
+        target=labels,
+        scores=scores,
+        multi_label=args.multi_label,
+        classes=_names(args.classes),
     )
-    files.write(args.out, {"label": labels} | found)
+    classes = found.pop("classes", None)
+    predicted = found["predicted"] if classes is None else classes[found["predicted"]]
+    files.write(args.out, {"label": labels} | found | {"predicted": predicted})
     first = found[scores[0]]
     suspects = np.argsort(first, kind="stable")[: args.top]
+    digits = [_digits(found[s][suspects]) for s in scores]
     rows = [
         (
             str(i),
             _cell(labels[i]),
-            _cell(found["predicted"][i]),
-            *(f"{found[s][i]:.4f}" for s in scores),
+            _cell(predicted[i]),
+            *(f"{found[s][i]:.{d}g}" for s, d in zip(scores, digits, strict=True)),
         )
         for i in suspects
     ]
     print(f"the {len(rows)} most suspect labels, lowest {scores[0]} first:")
     _table(("sample", "label", "predicted", *scores), rows)
+
+
+def _digits(values: np.ndarray) -> int:
+    """The fewest significant digits (4 at least) that print distinct values distinctly."""
+    distinct = len(set(values.tolist()))
+    for digits in range(4, 17):
+        if len({f"{v:.{digits}g}" for v in values.tolist()}) == distinct:
+            return digits
+    return 17
+
+
+def _names(classes: str | None) -> list[str] | None:
+    return [c.strip() for c in classes.split(",")] if classes else None
 
 
 def _cell(value: Any) -> str:
@@ -136,7 +283,7 @@ def _cell(value: Any) -> str:
 def _pair(spec: str, flag: str) -> tuple[str, str]:
     key, sep, value = spec.partition("=")
     if not sep or not key:
-        raise ValueError(f"{flag} takes KEY=VALUE, not {spec!r}")
+        raise Usage(f"{flag} takes KEY=VALUE, not {spec!r}")
     return key, value
 
 
@@ -149,14 +296,22 @@ def _param(spec: str) -> tuple[str, Any]:
         return key, value
 
 
-def _table(header: tuple[str, ...], rows: Sequence[Sequence[str]]) -> None:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    wrap: Sequence[int | None] | None = None,
+) -> None:
+    """Columns two spaces apart, within WIDTH: a column given a width in `wrap` is wrapped
+    to it, and the last column to what is left."""
+    wrap = wrap or [None] * len(header)
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    widths = [min(w, cap) if cap else w for w, cap in zip(widths, wrap, strict=True)]
+    widths[-1] = max(len(header[-1]), min(widths[-1], WIDTH - sum(widths[:-1]) - 2 * len(widths)))
     for row in (header, tuple("-" * w for w in widths), *rows):
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        cells = [textwrap.wrap(c, w) or [""] for c, w in zip(row, widths, strict=True)]
+        for line in range(max(map(len, cells))):
+            parts = [c[line] if line < len(c) else "" for c in cells]
+            print("  ".join(p.ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip())
 
 
 if __name__ == "__main__":
