@@ -42,14 +42,14 @@ RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TORCH_VERSION}"
 
-# The dependencies, read from pyproject.toml, in a layer of their own: a change to the source
-# does not reinstall them.
-COPY pyproject.toml /src/pyproject.toml
+# The dependencies, read from pyproject.toml at the versions constraints.txt pins (`make lock`),
+# in a layer of their own: a change to the source does not reinstall them.
+COPY pyproject.toml constraints.txt /src/
 RUN --mount=type=secret,id=pip_cert \
     set -eu; \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
     python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt; \
-    pip install -r /tmp/requirements.txt; \
+    pip install -c /src/constraints.txt -r /tmp/requirements.txt; \
     rm /tmp/requirements.txt
 
 COPY README.md /src/README.md
@@ -57,7 +57,7 @@ COPY service /src/service
 RUN --mount=type=secret,id=pip_cert \
     set -eu; \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi; \
-    pip install --no-deps /src; \
+    PIP_CONSTRAINT=/src/constraints.txt pip install --no-deps /src; \
     rm -rf /src
 
 RUN groupadd --gid 10001 app \

@@ -1,20 +1,33 @@
 # The two commands: `make run` starts the service, `make test` runs the tests.
-# Both build .venv on first use; torch is pinned to the CPU build (unpinned torch pulls CUDA).
+# Both build .venv on first use: torch pinned to its CPU build (an unpinned torch pulls CUDA),
+# every other version pinned by constraints.txt (`make lock` refreshes it). `make run` installs
+# only what the service needs; the test tools and the client come with `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
+# pip applies it to every install, build environments included.
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint fuzz openapi bench clean
+.PHONY: run test lint fuzz openapi bench lock clean
 
-$(BIN)/loss-service: pyproject.toml client/pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/pip install --quiet -e '.[test]' -e ./client
+	$(PIP) --upgrade pip
+	$(PIP) torch==$(TORCH_VERSION)
+
+# The service alone.
+$(VENV)/.service: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
 	touch $@
 
-run: $(BIN)/loss-service
+# The test tools and the client, beside it.
+$(VENV)/.tests: $(VENV)/.service client/pyproject.toml
+	$(PIP) -e '.[test]' -e './client[parquet]'
+	touch $@
+
+run: $(VENV)/.service
 	$(BIN)/loss-service serve
 
 test: lint
@@ -22,21 +35,36 @@ test: lint
 
 # Long random runs: the OpenAPI fuzz test, /v2 inference requests and the parity properties,
 # unseeded.
-fuzz: $(BIN)/loss-service
+fuzz: $(VENV)/.tests
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
 		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/api/test_requests.py tests/losses
 
-lint: $(BIN)/loss-service
+lint: $(VENV)/.tests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-openapi: $(BIN)/loss-service
+openapi: $(VENV)/.service
 	$(BIN)/loss-service openapi
 
-bench: $(BIN)/loss-service
-	$(BIN)/pip install --quiet -e '.[bench]'
+bench: $(VENV)/.tests
+	$(PIP) -e '.[bench]'
 	$(BIN)/python -m bench.run
+
+# Every version the service, the tests, the client, the benchmarks and the image install,
+# resolved afresh in a throwaway venv beside torch's CPU build (uv and poetry would not find
+# that build on this disk and would pull CUDA's).
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet torch==$(TORCH_VERSION)
+	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet '.[test,bench]' './client[parquet]' setuptools wheel
+	{ echo "# Every version but torch's (TORCH_VERSION in the Makefile and the Dockerfile): pip -c."; \
+	  echo "# Made by \`make lock\` with $$(.lock-venv/bin/python --version); do not edit by hand."; \
+	  .lock-venv/bin/pip freeze --all | grep -v -i -E '^(torch|loss-service|loss-service-client)=='; \
+	} > constraints.txt
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage
