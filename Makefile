@@ -62,7 +62,7 @@ lock:
 	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet '.[test,bench]' './client[parquet]' setuptools wheel
 	{ echo "# Every version but torch's (TORCH_VERSION in the Makefile and the Dockerfile): pip -c."; \
 	  echo "# Made by \`make lock\` with $$(.lock-venv/bin/python --version); do not edit by hand."; \
-	  .lock-venv/bin/pip freeze --all | grep -v -i -E '^(torch|loss-service|loss-service-client)=='; \
+	  .lock-venv/bin/pip freeze --all | grep -v -i -E '^(torch==|loss[-_]service)'; \
 	} > constraints.txt
 	rm -rf .lock-venv
 
