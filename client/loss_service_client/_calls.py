@@ -27,7 +27,7 @@ def build(
 
     Every name must be the function's tensor, parameter or option: a misspelt one is refused
     with the nearest. Class-index tensors take whole floats (2.0), strings and categories;
-    `cross_entropy`'s target of the input's shape is probabilities, and stays so."""
+    `cross_entropy`'s target of the input's shape is probabilities (floats, or one-hot)."""
     tensors = {t["name"]: t for t in entry["tensors"]}
     optional = {n: e for n, e in entry["parameters"].items() if "tensor" in e["type"]}
     known = [*tensors, *optional, *(n for n in entry["parameters"] if n not in optional), *OPTIONS]
@@ -44,10 +44,9 @@ def build(
     arrays, datatypes, named = {}, {}, None
     for tensor, found in held.items():
         spec = tensors.get(tensor, {"dtype": "float", "kind": "weights"})
-        probabilities = spec["dtype"] == "int or float" and found.array.dtype.kind == "f"
-        if spec["kind"].startswith("class ind") and not (
-            probabilities and found.array.shape == input_shape
-        ):
+        if _probabilities(spec, found.array, input_shape):
+            arrays[tensor] = found.array.astype(np.result_type(found.array, np.float32))
+        elif spec["kind"].startswith("class ind"):
             arrays[tensor], named = _arrays.class_indices(found, tensor, classes)
         elif spec["dtype"] == "int":
             arrays[tensor] = _arrays.whole(_numbers(found.array, tensor, spec), tensor)
@@ -64,6 +63,17 @@ def build(
     batch = {t: e["batch"] for t, e in tensors.items()}
     batch |= {t: e.get("batch") for t, e in optional.items()}
     return Call(kind, name, arrays, parameters, batch, split, datatypes), named
+
+
+def _probabilities(spec: dict[str, Any], array: np.ndarray, input_shape: tuple[int, ...]) -> bool:
+    """Whether a target that takes class indices or probabilities holds probabilities: of the
+    input's shape, floats, or one-hot integers (0 and 1) as labelling tools write them."""
+    if spec["dtype"] != "int or float" or array.shape != input_shape:
+        return False
+    if array.dtype.kind == "f":
+        return True
+    one_hot = "probabilities" in spec["kind"] and array.dtype.kind in "iub"
+    return one_hot and bool(((array == 0) | (array == 1)).all())
 
 
 def _numbers(array: np.ndarray, name: str, spec: dict[str, Any]) -> np.ndarray:

@@ -77,6 +77,13 @@ def test_a_float_target_of_the_input_shape_stays_probabilities(client: Client) -
     assert result.loss == pytest.approx(expected.item(), rel=1e-12)
 
 
+def test_one_hot_labels_are_probabilities(client: Client) -> None:
+    """As labelling tools export them: 0/1 integers of the logits' shape."""
+    one_hot = np.eye(4, dtype=np.int64)[LABELS]
+    result = client.loss("cross_entropy", input=LOGITS, target=one_hot, dtype="float64")
+    assert result.loss == pytest.approx(reference(torch.from_numpy(LOGITS), LABELS)[0], rel=1e-12)
+
+
 def test_pandas_columns(client: Client) -> None:
     frame = pd.DataFrame(LOGITS, columns=[f"logit_{i}" for i in range(4)])
     frame["label"] = pd.array(LABELS, dtype="Int64")  # nullable, as read from a CSV

@@ -359,7 +359,11 @@ def _check_number(value: Any, loc: Loc, kind: ElementKind) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Invalid.at(loc, f"{_where(loc)} = {_show(value)} is not a number", "not_a_number")
     if kind == "int" and not isinstance(value, int):
-        raise Invalid.at(loc, f"{_where(loc)} = {value!r} is not an integer", "not_an_integer")
+        raise Invalid.at(
+            loc,
+            f"{_where(loc)} = {value!r} is not an integer; send integers (2, not 2.0)",
+            "not_an_integer",
+        )
     if kind != "float" and isinstance(value, int) and not -(2**63) <= value < 2**63:
         raise Invalid.at(
             loc,
