@@ -54,13 +54,24 @@ def hold(value: Any, name: str) -> Held:
 
 
 def _nested(value: Any, name: str) -> np.ndarray:
-    """Nested lists (or tuples, or a list of arrays) and numbers."""
+    """Nested lists (or tuples, or a list of arrays) and numbers; names only where all are
+    names (numpy would write the numbers among them as words)."""
     try:
-        return np.asarray(value)
+        array = np.asarray(value)
     except ValueError:
         raise InvalidCall(
             f"{name} is ragged: its rows have different lengths, and a tensor is rectangular"
         ) from None
+    if array.dtype.kind in "US":
+        leaves = np.asarray(value, dtype=object)
+        kinds = [isinstance(v, str) for v in leaves.ravel()]
+        if not all(kinds):
+            first = kinds.index(False) if kinds.count(True) > len(kinds) / 2 else kinds.index(True)
+            where = _where(name, np.unravel_index(first, leaves.shape))
+            raise InvalidCall(
+                f"{name} mixes numbers and names: {where} = {leaves.ravel()[first]!r}"
+            )
+    return array
 
 
 def _checked(array: np.ndarray, name: str) -> np.ndarray:
@@ -77,6 +88,7 @@ def _checked(array: np.ndarray, name: str) -> np.ndarray:
         return array
     if kind == "O":
         flat = array.ravel()
+        _no_missing(np.array([v is None for v in flat], dtype=bool), range(len(flat)), name)
         if all(isinstance(v, str) for v in flat):
             return array.astype(str)
         try:
@@ -118,6 +130,8 @@ def _pandas(value: Any, name: str) -> Held:
     """A Series or a DataFrame: missing values refused by row, categories as class names."""
     import pandas
 
+    if isinstance(value, pandas.Categorical | pandas.Index):
+        value = pandas.Series(value)
     if isinstance(value, pandas.DataFrame):
         _no_missing(value.isna().any(axis=1).to_numpy(), value.index, name)
         if all(isinstance(d, pandas.CategoricalDtype) for d in value.dtypes):
@@ -153,11 +167,9 @@ def _arrow(value: Any, name: str) -> Held:
         columns = [_arrow(column, name).array for column in value.columns]
         return Held(columns[0] if len(columns) == 1 else np.stack(columns, axis=1))
     if not isinstance(value, pyarrow.Array | pyarrow.ChunkedArray):
-        value = (
-            pyarrow.chunked_array(value)
-            if hasattr(value, "__arrow_c_stream__")
-            else (pyarrow.array(value))
-        )
+        value = _stream(value) if hasattr(value, "__arrow_c_stream__") else pyarrow.array(value)
+        if isinstance(value, pyarrow.Table):
+            return _arrow(value, name)
     if isinstance(value, pyarrow.ChunkedArray):
         value = value.combine_chunks()
     if value.null_count:
@@ -165,7 +177,9 @@ def _arrow(value: Any, name: str) -> Held:
         _no_missing(missing, range(len(value)), name)
     kind = value.type
     if pyarrow.types.is_dictionary(kind):  # its order is the order values first came in
-        value = value.cast(kind.value_type)
+        names = np.asarray(value.dictionary.to_pylist(), dtype=object)
+        labels = names[np.asarray(value.indices.to_numpy(zero_copy_only=False), np.int64)]
+        return Held(_checked(labels, name))
     if (
         pyarrow.types.is_list(kind)
         or pyarrow.types.is_large_list(kind)
@@ -173,6 +187,17 @@ def _arrow(value: Any, name: str) -> Held:
     ):
         return Held(_rows(value, name))
     return Held(_checked(np.asarray(value.to_numpy(zero_copy_only=False)), name))
+
+
+def _stream(value: Any) -> Any:
+    """A table where the stream is of record batches (a polars DataFrame), else a chunked
+    array (a polars Series)."""
+    import pyarrow
+
+    try:
+        return pyarrow.table(value)
+    except (pyarrow.ArrowInvalid, TypeError):
+        return pyarrow.chunked_array(value)
 
 
 def _rows(value: Any, name: str) -> np.ndarray:

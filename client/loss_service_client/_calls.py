@@ -57,7 +57,7 @@ def build(
     if named is not None and len(input_shape) >= 2 and input_shape[1] != len(named):
         raise InvalidCall(
             f"the labels name {len(named)} classes, but input has {input_shape[1]} columns:"
-            " pass classes=[...] in the order of input's columns"
+            " give the class names in the order of input's columns (classes=, --classes)"
         )
     parameters = {k: _plain(v) for k, v in values.items() if k not in held}
     batch = {t: e["batch"] for t, e in tensors.items()}

@@ -237,18 +237,20 @@ class Client(_Base):
     def label_quality(
         self,
         *,
-        input: Any,
-        target: Any,
+        input: Any = None,
+        target: Any = None,
         scores: tuple[str, ...] | list[str] = DEFAULT_SCORES,
         multi_label: bool = False,
         dtype: str = "float32",
         device: str | None = None,
         progress: bool | None = None,
         classes: Sequence[str] | None = None,
+        **misspelt: Any,
     ) -> dict[str, np.ndarray]:
         """Each sample's scores by name (lower: more likely mislabelled), `predicted`, and
-        `classes` where the labels were names (strings or categories)."""
-        values = _options(dtype, device, {"input": input, "target": target})
+        `classes` where the labels were names (strings or categories). A misspelt keyword is
+        refused with the nearest name (InvalidCall), as for a loss."""
+        values = _options(dtype, device, {"input": input, "target": target} | misspelt)
         values |= {"scores": list(scores), "multi_label": multi_label}
         entry = self._entry("", "label_quality")
         return self.run(self._scores_plan(self.server(), entry, values, classes), progress)
@@ -365,17 +367,18 @@ class AsyncClient(_Base):
     async def label_quality(
         self,
         *,
-        input: Any,
-        target: Any,
+        input: Any = None,
+        target: Any = None,
         scores: tuple[str, ...] | list[str] = DEFAULT_SCORES,
         multi_label: bool = False,
         dtype: str = "float32",
         device: str | None = None,
         progress: bool | None = None,
         classes: Sequence[str] | None = None,
+        **misspelt: Any,
     ) -> dict[str, np.ndarray]:
         """As Client.label_quality."""
-        values = _options(dtype, device, {"input": input, "target": target})
+        values = _options(dtype, device, {"input": input, "target": target} | misspelt)
         values |= {"scores": list(scores), "multi_label": multi_label}
         entry = await self._entry("", "label_quality")
         plan = self._scores_plan(await self.server(), entry, values, classes)

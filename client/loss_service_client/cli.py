@@ -43,6 +43,10 @@ EXAMPLES = {
 }
 
 
+OWN_FLAGS = frozenset({"reduction", "grad", "dtype", "classes", "name", "progress"})
+"""What `compute` takes as flags of its own, not as --param."""
+
+
 class Usage(Exception):
     """A usage error: exit 2."""
 
@@ -129,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     compute.add_argument("--grad", action="store_true", help="also write the gradients")
     _classes(compute)
     compute.add_argument(
-        "--out", required=True, type=Path, metavar="FILE", help="where the loss goes"
+        "--out", type=Path, metavar="FILE", help="where the loss (and gradients) go"
     )
     compute.set_defaults(run=_compute)
 
@@ -147,11 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     quality.add_argument("--multi-label", action="store_true", help="(N, C) labels, 0 or 1")
     _classes(quality)
+    quality.add_argument("--out", type=Path, metavar="FILE", help="every sample's scores")
     quality.add_argument(
-        "--out", required=True, type=Path, metavar="FILE", help="every sample's scores"
-    )
-    quality.add_argument(
-        "--top", type=int, default=10, metavar="K", help="print the K most suspect (default 10)"
+        "--top",
+        type=_count,
+        default=10,
+        metavar="K",
+        help="print the K most suspect (default 10)",
     )
     quality.set_defaults(run=_label_quality)
     return parser
@@ -214,21 +220,27 @@ def _compute(client: Client, args: argparse.Namespace) -> None:
         name, path = _pair(spec, "--tensor")
         tensors[name] = files.read(path)
     params = dict(_param(spec) for spec in args.param)
+    for key in params.keys() & (OWN_FLAGS | tensors.keys()):
+        flag = f"--{key}" if key in OWN_FLAGS else f"--tensor {key}=FILE"
+        raise Usage(f"--param {key}: give it as {flag}")
     result = client.loss(
         args.name,
         reduction=args.reduction,
         grad=args.grad,
         dtype=args.dtype,
+        device=params.pop("device", None),
         classes=_names(args.classes),
         **tensors,
         **params,
     )
     written = {"loss": result.loss} | {f"grad_{k}": g for k, g in result.grad.items()}
-    files.write(args.out, written)
+    if args.out is not None:
+        files.write(args.out, written)
     if result.loss.ndim == 0:
         print(f"{args.name} ({args.reduction}): {result.loss.item()!r}")
     else:
-        print(f"{args.name} ({args.reduction}): {result.loss.shape} written to {args.out}")
+        where = f"written to {args.out}" if args.out else "(--out FILE writes it)"
+        print(f"{args.name} ({args.reduction}): {result.loss.shape} {where}")
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
@@ -245,7 +257,8 @@ def _label_quality(client: Client, args: argparse.Namespace) -> None:
     )
     classes = found.pop("classes", None)
     predicted = found["predicted"] if classes is None else classes[found["predicted"]]
-    files.write(args.out, {"label": labels} | found | {"predicted": predicted})
+    if args.out is not None:
+        files.write(args.out, {"label": labels} | found | {"predicted": predicted})
     first = found[scores[0]]
     suspects = np.argsort(first, kind="stable")[: args.top]
     digits = [_digits(found[s][suspects]) for s in scores]
@@ -269,6 +282,13 @@ def _digits(values: np.ndarray) -> int:
         if len({f"{v:.{digits}g}" for v in values.tolist()}) == distinct:
             return digits
     return 17
+
+
+def _count(text: str) -> int:
+    """A whole number, 0 or more (argparse says so for anything else)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return int(text)
 
 
 def _names(classes: str | None) -> list[str] | None:

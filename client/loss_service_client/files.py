@@ -5,7 +5,8 @@ A file may be followed by the columns to take: `FILE:COL`, `FILE:COL,COL`, or a 
 `FILE:NAME` takes that array. One column is a vector, several a matrix, a row per line.
 
 CSV is read strictly, and nothing in it is dropped: a blank line, an empty cell, or a cell that
-is not a number is an error naming its line and column (a final newline is not a row). The
+is not a number is an error naming its line and column (a final newline is not a row). Cells
+are split by commas, or, where the first line has none, by semicolons or tabs. The
 first line is a header where it is not numbers: where the columns are picked by name, where
 any of its cells is not a number, or, in a file of labels whose values are words, where its
 value does not come again below. Labels may be words (class names); a missing one (an empty
@@ -87,6 +88,11 @@ def _read_npz(source: Source) -> np.ndarray:
         if not names:
             raise FileError(f"{source.path}: the .npz holds no array")
         if source.columns is None:
+            if len(names) > 1:
+                raise FileError(
+                    f"{source.path} holds {len(names)} arrays: pick one as"
+                    f" {source.path}:NAME, of {', '.join(names)}"
+                )
             return np.asarray(archive[names[0]])
         if len(source.columns) != 1 or source.columns[0] not in names:
             raise FileError(f"{source}: pick one of its arrays: {', '.join(names)}")
@@ -109,15 +115,21 @@ def _pick(source: Source, names: list[str]) -> list[int]:
 def _read_csv(source: Source, labels: bool) -> np.ndarray:
     path = source.path
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        rows = []
-        for row in reader:
-            if not row:
-                raise FileError(
-                    f"{path} line {reader.line_num}: a blank line inside the data; remove it,"
-                    " or write the missing values in their cells"
-                )
-            rows.append((reader.line_num, row))
+        text = handle.read()
+    reader = csv.reader(text.splitlines(keepends=True), delimiter=_delimiter(text))
+    rows, blank = [], None
+    for row in reader:
+        if not row:
+            blank = blank or reader.line_num
+            continue
+        if blank is not None:
+            raise FileError(
+                f"{path} line {blank}: a blank line inside the data; remove it, or write the"
+                " missing values in their cells"
+            )
+        rows.append((reader.line_num, row))
+    if blank is not None:
+        raise FileError(f"{path} line {blank}: a blank line after the data; remove it")
     if not rows:
         raise FileError(f"{path}: the file is empty")
     width = len(rows[0][1])
@@ -127,6 +139,9 @@ def _read_csv(source: Source, labels: bool) -> np.ndarray:
     names = [f"column {i + 1}" for i in range(width)]
     if _header(rows, source, labels):
         names = [cell.strip() for cell in rows[0][1]]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise FileError(f"{path} line 1: the header names '{twice[0]}' twice")
         rows = rows[1:]
     picked = _pick(source, names)
     columns = [_column(path, rows, i, names[i], labels) for i in picked]
@@ -137,6 +152,15 @@ def _read_csv(source: Source, labels: bool) -> np.ndarray:
     if any(c.dtype.kind == "U" for c in columns):
         raise FileError(f"{path}: labels that are words come one column at a time")
     return np.stack(columns, axis=1)
+
+
+def _delimiter(text: str) -> str:
+    """Commas, or where the first line has none, semicolons or tabs (as spreadsheets in many
+    countries write CSV)."""
+    first = text.split("\n", 1)[0]
+    if "," in first:
+        return ","
+    return next((d for d in ";\t" if d in first), ",")
 
 
 def _header(rows: list[tuple[int, list[str]]], source: Source, labels: bool) -> bool:
@@ -163,6 +187,9 @@ def _column(
     numbers = [_number(cell) for _, cell in cells]
     if labels and not any(numbers):
         return np.array([cell for _, cell in cells])
+    if labels and numbers.count(True) < len(numbers) / 2:  # names, with a number among them
+        line, cell = cells[numbers.index(True)]
+        raise FileError(f"{path} line {line}, {where}: {cell!r} is a number among names")
     if not all(numbers):
         line, cell = cells[numbers.index(False)]
         among = " among numbers" if labels else ""

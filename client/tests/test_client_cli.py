@@ -333,3 +333,119 @@ def test_the_suspects_table_tells_close_scores_apart(url: str, tmp_path: Path) -
     assert len(set(shown)) == len(
         set(np.loadtxt(tmp_path / "o.csv", delimiter=",", skiprows=1, usecols=1).tolist())
     )
+
+
+def test_usage_errors_exit_2_with_one_line(url: str, tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", LOGITS)
+    np.save(tmp_path / "y.npy", LABELS)
+    np.savez(tmp_path / "both.npz", labels=LABELS, logits=LOGITS)
+    base = ["--url", url, "compute", "cross_entropy", "--input", str(tmp_path / "x.npy")]
+    cases = [
+        (
+            [*base, "--target", str(tmp_path / "y.npy"), "--param", 'reduction="sum"'],
+            "--param reduction: give it as --reduction",
+        ),
+        (
+            [*base, "--target", str(tmp_path / "y.npy"), "--param", "target=1"],
+            "--param target: give it as --tensor target=FILE",
+        ),
+        (
+            [
+                "--url",
+                url,
+                "compute",
+                "cross_entropy",
+                "--input",
+                str(tmp_path / "both.npz"),
+                "--target",
+                f"{tmp_path}/both.npz:labels",
+            ],
+            f"{tmp_path}/both.npz holds 2 arrays: pick one as {tmp_path}/both.npz:NAME, of labels,"
+            " logits",
+        ),
+    ]
+    for argv, message in cases:
+        done = run(*argv)
+        assert (done.returncode, done.stderr) == (2, f"loss-client: {message}\n")
+    done = run(
+        "--url",
+        url,
+        "label-quality",
+        "--logits",
+        str(tmp_path / "x.npy"),
+        "--labels",
+        str(tmp_path / "y.npy"),
+        "--top",
+        "-1",
+    )
+    assert done.returncode == 2
+    assert "argument --top: '-1' is not a count (0, 1, 2, ...)" in done.stderr
+
+
+def test_out_is_optional(url: str, tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", LOGITS)
+    np.save(tmp_path / "y.npy", LABELS)
+    done = run(
+        "--url",
+        url,
+        "compute",
+        "cross_entropy",
+        "--input",
+        str(tmp_path / "x.npy"),
+        "--target",
+        str(tmp_path / "y.npy"),
+        "--dtype",
+        "float64",
+    )
+    expected = F.cross_entropy(torch.from_numpy(LOGITS), torch.from_numpy(LABELS)).item()
+    assert (done.returncode, done.stdout) == (0, f"cross_entropy (mean): {expected!r}\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"a,a,label\n1,2,0\n", "line 1: the header names 'a' twice"),
+        (b"x,label\n1,0\n2,1\n\n", "line 4: a blank line after the data; remove it"),
+        (b"label\ncat\n1\neel\n", "line 3, column 1 (label): '1' is a number among names"),
+    ],
+    ids=["a name twice", "a blank line after", "a number among names"],
+)
+def test_a_csv_that_says_two_things_is_refused(
+    url: str, tmp_path: Path, text: bytes, message: str
+) -> None:
+    (tmp_path / "d.csv").write_bytes(text)
+    done = run(
+        "--url",
+        url,
+        "label-quality",
+        "--logits",
+        f"{tmp_path}/d.csv:x",
+        "--labels",
+        f"{tmp_path}/d.csv:label",
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"loss-client: {tmp_path}/d.csv {message}\n"
+
+
+def test_semicolons_and_tabs_separate_cells_where_commas_do_not(url: str, tmp_path: Path) -> None:
+    """As spreadsheets write CSV where the comma is the decimal mark."""
+    np.save(tmp_path / "x.npy", LOGITS)
+    for separator, name in ((";", "semicolons.csv"), ("\t", "tabs.csv")):
+        header = separator.join(["id", "label"])
+        rows = [separator.join([str(i), str(y)]) for i, y in enumerate(LABELS)]
+        (tmp_path / name).write_text("\n".join([header, *rows]) + "\n")
+        done = run(
+            "--url",
+            url,
+            "--quiet",
+            "compute",
+            "cross_entropy",
+            "--input",
+            str(tmp_path / "x.npy"),
+            "--target",
+            f"{tmp_path}/{name}:label",
+            "--dtype",
+            "float64",
+        )
+        expected = F.cross_entropy(torch.from_numpy(LOGITS), torch.from_numpy(LABELS)).item()
+        assert (done.returncode, done.stdout) == (0, f"cross_entropy (mean): {expected!r}\n")

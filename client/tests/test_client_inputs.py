@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pyarrow as pa
 import pytest
 import torch
@@ -121,8 +122,8 @@ def test_class_names_as_strings_and_categories(client: Client) -> None:
     with pytest.raises(InvalidCall) as refused:
         client.loss("cross_entropy", input=LOGITS[:, :3], target=strings)
     assert str(refused.value) == (
-        "the labels name 4 classes, but input has 3 columns: pass classes=[...] in the order of"
-        " input's columns"
+        "the labels name 4 classes, but input has 3 columns: give the class names in the order"
+        " of input's columns (classes=, --classes)"
     )
 
 
@@ -175,3 +176,57 @@ def test_no_server_is_one_line_that_says_what_to_check() -> None:
         "check that it is running and that the URL is right (LOSS_SERVICE_URL, --url)"
     )
     assert "\n" not in str(failed.value)
+
+
+def test_a_categorical_keeps_its_categories_order(client: Client) -> None:
+    """A bare pandas Categorical, a CategoricalIndex and a Series of one: the categories, in
+    their order, are the logits' columns; the order was once sorted instead."""
+    order = ["fish", "bird", "dog", "cat"]
+    columns = [int(np.flatnonzero(name == NAMES)[0]) for name in order]
+    expected = reference(torch.from_numpy(LOGITS), LABELS)[0]
+    for labels in (
+        pd.Categorical(NAMES[LABELS], categories=order),
+        pd.CategoricalIndex(NAMES[LABELS], categories=order),
+    ):
+        found = client.loss(
+            "cross_entropy", input=LOGITS[:, columns], target=labels, dtype="float64"
+        )
+        assert (found.loss, found.classes) == (pytest.approx(expected, rel=1e-12), tuple(order))
+
+
+def test_polars_series_and_frames(client: Client) -> None:
+    frame = pl.DataFrame({f"logit_{i}": LOGITS[:, i] for i in range(4)})
+    names = pl.Series(NAMES[LABELS].tolist(), dtype=pl.Categorical)
+    found = client.loss("cross_entropy", input=frame, target=names, dtype="float64")
+    assert found.loss == pytest.approx(reference(torch.from_numpy(LOGITS), LABELS)[0], rel=1e-12)
+    assert found.classes == tuple(NAMES)
+    rows = pl.Series([row.tolist() for row in LOGITS])  # a list column
+    found = client.loss("cross_entropy", input=rows, target=pl.Series(LABELS), dtype="float64")
+    assert found.loss == pytest.approx(reference(torch.from_numpy(LOGITS), LABELS)[0], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ([2, "a", 0], "target mixes numbers and names: target[1] = 'a'"),
+        (["a", "b", 0], "target mixes numbers and names: target[2] = 0"),
+        ([2, None, 0], "target has missing values (NA) at rows 1: drop or fill them"),
+    ],
+)
+def test_labels_that_are_not_all_of_one_kind(client: Client, target: list, message: str) -> None:
+    """[2, "a", 0] once became the names '2', 'a', '0', and 2 the class at index 1."""
+    with pytest.raises(InvalidCall) as refused:
+        client.loss("cross_entropy", input=np.eye(3), target=target)
+    assert str(refused.value) == message
+
+
+def test_label_quality_refuses_a_misspelt_keyword_with_the_nearest(client: Client) -> None:
+    with pytest.raises(InvalidCall) as refused:
+        client.label_quality(logits=LOGITS, target=LABELS)
+    assert str(refused.value).startswith("label_quality has no tensor or parameter 'logits';")
+    with pytest.raises(InvalidCall) as refused:
+        client.label_quality(input=LOGITS, target=LABELS, methd="x")
+    assert "'methd'" in str(refused.value)
+    with pytest.raises(InvalidCall) as refused:
+        client.label_quality(input=LOGITS)
+    assert str(refused.value).startswith("label_quality needs target;")
