@@ -127,6 +127,27 @@ def test_a_bad_file_exits_2(url: str, tmp_path: Path, capsys: pytest.CaptureFixt
     assert "the suffix must be one of .npy, .npz, .csv, .parquet" in capsys.readouterr().err
 
 
+def saved(tmp_path: Path) -> tuple[str, str]:
+    """The module's logits and labels as .npy files."""
+    np.save(tmp_path / "x.npy", LOGITS)
+    np.save(tmp_path / "y.npy", LABELS)
+    return str(tmp_path / "x.npy"), str(tmp_path / "y.npy")
+
+
+def compute(url: str, inputs: str, target: str, *more: str) -> subprocess.CompletedProcess[str]:
+    """`loss-client compute cross_entropy` of the files, with `more` flags."""
+    return run(
+        "--url", url, "compute", "cross_entropy", "--input", inputs, "--target", target, *more
+    )
+
+
+def label_quality(
+    url: str, logits: str, labels: str, *more: str
+) -> subprocess.CompletedProcess[str]:
+    """`loss-client label-quality` of the files, with `more` flags."""
+    return run("--url", url, "label-quality", "--logits", logits, "--labels", labels, *more)
+
+
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
     """loss-client as a user runs it: its exit code and what it prints."""
     command = [sys.executable, "-m", "loss_service_client.cli", *argv]
@@ -208,21 +229,20 @@ def test_a_file_that_cannot_be_read_exits_2_naming_it(
             " their cells",
         ),
         (b"label\n1\ncat\n2\n", "line 3, column 1 (label): 'cat' is not a number among numbers"),
+        (b"label\ncat\n1\neel\n", "line 3, column 1 (label): '1' is a number among names"),
+        (b"a,a,label\n1,2,0\n", "line 1: the header names 'a' twice"),
+        (b"label\n1\n0\n\n", "line 4: a blank line after the data; remove it"),
     ],
-    ids=["NaN", "blank", "mixed"],
+    ids=["NaN", "blank", "word among numbers", "number among names", "name twice", "blank after"],
 )
 def test_a_label_file_holds_every_label(
     url: str, tmp_path: Path, labels: bytes, message: str
 ) -> None:
     (tmp_path / "labels.csv").write_bytes(labels)
     np.save(tmp_path / "logits.npy", LOGITS[:3])
-    done = run(
-        "--url",
+    done = label_quality(
         url,
-        "label-quality",
-        "--logits",
         str(tmp_path / "logits.npy"),
-        "--labels",
         str(tmp_path / "labels.csv"),
         "--out",
         str(tmp_path / "o.csv"),
@@ -232,23 +252,8 @@ def test_a_label_file_holds_every_label(
 
 
 def test_a_misspelt_tensor_exits_2_with_the_nearest_name(url: str, tmp_path: Path) -> None:
-    np.save(tmp_path / "x.npy", LOGITS)
-    np.save(tmp_path / "y.npy", LABELS)
     np.save(tmp_path / "w.npy", np.ones(5))
-    done = run(
-        "--url",
-        url,
-        "compute",
-        "cross_entropy",
-        "--input",
-        str(tmp_path / "x.npy"),
-        "--target",
-        str(tmp_path / "y.npy"),
-        "--tensor",
-        f"wieght={tmp_path / 'w.npy'}",
-        "--out",
-        str(tmp_path / "o.npy"),
-    )
+    done = compute(url, *saved(tmp_path), "--tensor", f"wieght={tmp_path / 'w.npy'}")
     assert done.returncode == 2
     assert done.stderr.startswith(
         "loss-client: cross_entropy has no tensor or parameter 'wieght'; did you mean 'weight'?"
@@ -291,13 +296,9 @@ def test_columns_are_taken_by_name_or_prefix(url: str, tmp_path: Path) -> None:
         written = np.genfromtxt(out, delimiter=",", names=True, dtype=None, encoding="utf-8")
         np.testing.assert_allclose(written["self_confidence"], expected, atol=1e-6)
     assert written["predicted"].tolist() == LOGITS.argmax(1).tolist()
-    done = run(
-        "--url",
+    done = label_quality(
         url,
-        "label-quality",
-        "--logits",
         f"{tmp_path}/data.csv:logits_*",
-        "--labels",
         labels,
         "--out",
         str(out),
@@ -315,13 +316,9 @@ def test_the_suspects_table_tells_close_scores_apart(url: str, tmp_path: Path) -
     logits[:, 0] = [1e-7 * i for i in range(6)]  # self-confidences 1/3 + a hair apart
     np.save(tmp_path / "logits.npy", logits)
     np.save(tmp_path / "labels.npy", np.zeros(6, dtype=np.int64))
-    done = run(
-        "--url",
+    done = label_quality(
         url,
-        "label-quality",
-        "--logits",
         str(tmp_path / "logits.npy"),
-        "--labels",
         str(tmp_path / "labels.npy"),
         "--out",
         str(tmp_path / "o.csv"),
@@ -367,64 +364,15 @@ def test_usage_errors_exit_2_with_one_line(url: str, tmp_path: Path) -> None:
     for argv, message in cases:
         done = run(*argv)
         assert (done.returncode, done.stderr) == (2, f"loss-client: {message}\n")
-    done = run(
-        "--url",
-        url,
-        "label-quality",
-        "--logits",
-        str(tmp_path / "x.npy"),
-        "--labels",
-        str(tmp_path / "y.npy"),
-        "--top",
-        "-1",
-    )
+    done = label_quality(url, str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--top", "-1")
     assert done.returncode == 2
     assert "argument --top: '-1' is not a count (0, 1, 2, ...)" in done.stderr
 
 
 def test_out_is_optional(url: str, tmp_path: Path) -> None:
-    np.save(tmp_path / "x.npy", LOGITS)
-    np.save(tmp_path / "y.npy", LABELS)
-    done = run(
-        "--url",
-        url,
-        "compute",
-        "cross_entropy",
-        "--input",
-        str(tmp_path / "x.npy"),
-        "--target",
-        str(tmp_path / "y.npy"),
-        "--dtype",
-        "float64",
-    )
+    done = compute(url, *saved(tmp_path), "--dtype", "float64")
     expected = F.cross_entropy(torch.from_numpy(LOGITS), torch.from_numpy(LABELS)).item()
     assert (done.returncode, done.stdout) == (0, f"cross_entropy (mean): {expected!r}\n")
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        (b"a,a,label\n1,2,0\n", "line 1: the header names 'a' twice"),
-        (b"x,label\n1,0\n2,1\n\n", "line 4: a blank line after the data; remove it"),
-        (b"label\ncat\n1\neel\n", "line 3, column 1 (label): '1' is a number among names"),
-    ],
-    ids=["a name twice", "a blank line after", "a number among names"],
-)
-def test_a_csv_that_says_two_things_is_refused(
-    url: str, tmp_path: Path, text: bytes, message: str
-) -> None:
-    (tmp_path / "d.csv").write_bytes(text)
-    done = run(
-        "--url",
-        url,
-        "label-quality",
-        "--logits",
-        f"{tmp_path}/d.csv:x",
-        "--labels",
-        f"{tmp_path}/d.csv:label",
-    )
-    assert done.returncode == 2
-    assert done.stderr == f"loss-client: {tmp_path}/d.csv {message}\n"
 
 
 def test_semicolons_and_tabs_separate_cells_where_commas_do_not(url: str, tmp_path: Path) -> None:
