@@ -1,13 +1,13 @@
 """Activations that turn logits into probabilities: softmax, log_softmax, sigmoid, logsigmoid.
 
-Declared like losses (service.losses.spec.Spec), without a reduction or a gradient.
+Declared like losses (service.spec.Spec), without a reduction or a gradient.
 """
 
 import torch
 import torch.nn.functional as F
 
 from service.errors import Invalid
-from service.losses.spec import Arrays, Options, Params, Spec, TensorSpec, registry
+from service.spec import Arrays, Options, Params, Spec, TensorSpec, registry
 
 INPUT = (TensorSpec("input", "logits", "any", may_be_empty=True, dims=2),)
 

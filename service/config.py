@@ -1,13 +1,12 @@
 """Settings, read from LOSS_SERVICE_* environment variables."""
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+from service.types import DEVICE_PATTERN
 
 
 class Settings(BaseSettings):

@@ -23,7 +23,7 @@ from service.config import Settings
 from service.engine import Engine, Result
 from service.errors import PayloadTooLarge, Unavailable
 from service.kinds import Kind
-from service.losses.spec import WORK_BYTES, WORK_SECONDS, Arrays, Cost, Params, Spec
+from service.spec import WORK_BYTES, WORK_SECONDS, Arrays, Cost, Params, Spec
 
 T = TypeVar("T")
 INLINE_BYTES = 1 << 20

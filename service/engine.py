@@ -10,10 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from service import checks
 from service.config import Settings
 from service.errors import Invalid
-from service.losses import LossSpec, checks
-from service.losses.spec import Arrays, LossOptions, Options, Params, Spec
+from service.losses import LossSpec
+from service.spec import Arrays, LossOptions, Options, Params, Spec
 from service.tensors.torch import DTYPES, beyond_float32, to_numpy, to_torch
 
 

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
+from service import checks
 from service.errors import Invalid
-from service.losses import checks
-from service.losses.spec import Arrays, Options, Params, Spec, TensorSpec, registry
+from service.spec import Arrays, Options, Params, Spec, TensorSpec, registry
 
 ScoreName = Literal[
     "self_confidence",

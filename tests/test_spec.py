@@ -6,7 +6,7 @@ import pytest
 
 from service.errors import Invalid
 from service.losses import REGISTRY
-from service.losses.spec import PARSED_KEPT, LossSpec
+from service.spec import PARSED_KEPT, LossSpec
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ from service.api.body import Body, client_left, read_json_body
 from service.api.deps import get_dataplane, get_settings
 from service.api.models import BatchResponse
 from service.api.v1 import PROBLEMS
+from service.api.views import view
 from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Request
 from service.errors import Invalid, PayloadTooLarge, ServiceError, not_found
 from service.kinds import KINDS
-from service.losses.spec import Spec
+from service.spec import Spec
 from service.tensors.fields import Fields, parse_fields, parse_object, plain
 from service.tensors.json import Budget, encode
 
@@ -126,7 +127,7 @@ def _compute(plane: DataPlane, item: Admitted) -> dict[str, Any]:
         result = plane.compute(LOSSES, item.spec, item.request)
     except ServiceError as error:
         return _failed(error)
-    return {"ok": True} | LOSSES.body(result, item.request.options)
+    return {"ok": True} | view(LOSSES).body(result, item.request.options)
 
 
 def _failed(error: ServiceError) -> dict[str, Any]:

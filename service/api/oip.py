@@ -24,7 +24,6 @@ from service.dataplane import Request
 from service.engine import Result
 from service.errors import BadRequest, Invalid, NotFound, not_found
 from service.kinds import MODELS, Kind
-from service.losses.spec import Spec
 from service.protocol import (
     InferenceRequest,
     MetadataTensor,
@@ -34,6 +33,7 @@ from service.protocol import (
     ServerMetadata,
     ServerReady,
 )
+from service.spec import Spec
 from service.tensors import oip
 from service.tensors.torch import warnings
 

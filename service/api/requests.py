@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from service.api.views import view
 from service.dataplane import Request
 from service.engine import Result
 from service.errors import Invalid, ServiceError
 from service.kinds import Kind
-from service.losses.spec import Spec
+from service.spec import Spec
 from service.tensors.fields import Fields, Span, check_syntax, parse_fields, plain
 from service.tensors.json import (
     CHUNK_BYTES,
@@ -141,4 +142,4 @@ def _is_null(raw: Span) -> bool:
 
 def encode_result(kind: Kind, request: Request, result: Result) -> bytes | Iterator[Piece]:
     """The body of a 200: the kind's response model."""
-    return encode(kind.body(result, request.options))
+    return encode(view(kind).body(result, request.options))

@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from service.api.models import TensorJSON
-from service.losses.spec import Spec, camel
+from service.spec import Spec, camel
 
 
 @cache

@@ -15,10 +15,11 @@ from service.api.deps import EngineDep, SettingsDep, get_dataplane, get_settings
 from service.api.models import Info, Limits, Problem
 from service.api.responses import json_response
 from service.api.schemas import request_model
+from service.api.views import view
 from service.dataplane import Request
 from service.errors import ServiceError, not_found
 from service.kinds import KINDS, Kind
-from service.losses.spec import Spec
+from service.spec import Spec
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "content": {"application/problem+json": {}}}
@@ -46,10 +47,10 @@ def build_router(kinds: tuple[Kind, ...] = KINDS) -> APIRouter:
         )
 
     for kind in kinds:
-        if kind.catalogue is not None:
+        if view(kind).catalogue is not None:
             _catalogue(router, kind)
     for kind in kinds:
-        if kind.catalogue is not None:
+        if view(kind).catalogue is not None:
             _collection(router, kind)
         else:
             _single(router, kind)
@@ -64,7 +65,7 @@ def _single(router: APIRouter, kind: Kind) -> None:
             _describe(spec),
             methods=["GET"],
             name=f"describe_{spec.name}",
-            response_model=kind.entry,
+            response_model=view(kind).entry,
         )
         _compute_route(router, kind, spec, f"/{spec.name}", spec.name)
 
@@ -85,7 +86,7 @@ def _compute_route(router: APIRouter, kind: Kind, spec: Spec, path: str, name: s
         name=name,
         summary=spec.summary,
         response_model=None,
-        responses={200: {"model": kind.response}, **PROBLEMS},
+        responses={200: {"model": view(kind).response}, **PROBLEMS},
         openapi_extra={"requestBody": _body(request_model(spec).__name__)},
     )
 
@@ -101,7 +102,7 @@ def _catalogue(router: APIRouter, kind: Kind) -> None:
         catalogue,
         methods=["GET"],
         name=f"list_{kind.path}",
-        response_model=kind.catalogue,
+        response_model=view(kind).catalogue,
     )
 
 
@@ -125,7 +126,7 @@ def _collection(router: APIRouter, kind: Kind) -> None:
         describe,
         methods=["GET"],
         name=f"describe_{kind.noun}",
-        response_model=kind.entry,
+        response_model=view(kind).entry,
         responses={404: PROBLEMS[404]},
     )
     router.add_api_route(

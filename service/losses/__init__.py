@@ -9,7 +9,7 @@ from service.losses import (
     margins,
     regression,
 )
-from service.losses.spec import LossSpec, registry
+from service.spec import LossSpec, registry
 
 REGISTRY = registry(
     (

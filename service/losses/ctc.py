@@ -4,9 +4,9 @@ import numpy as np
 import torch.nn.functional as F
 from pydantic import Field
 
+from service import checks
 from service.errors import Invalid
-from service.losses import checks
-from service.losses.spec import (
+from service.spec import (
     Arrays,
     Cost,
     LossOptions,

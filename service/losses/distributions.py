@@ -4,9 +4,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from service import checks
 from service.errors import Invalid
-from service.losses import checks
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec
+from service.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec
 
 
 class KLDivParams(Params):

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from service.losses import checks
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec, per_sample
+from service import checks
+from service.spec import Arrays, LossOptions, LossSpec, Params, TensorSpec, per_sample
 
 EMBEDDINGS = "(N, D) or (D)"
 RANKS = range(1, 3)

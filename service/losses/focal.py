@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from service.losses import checks
+from service import checks
 from service.losses.classification import CLASS_RANKS, CLASS_SHAPES, INDEX_SHAPES, IgnoreIndex
-from service.losses.spec import Arrays, LossOptions, LossSpec, Params, TensorParam, TensorSpec
+from service.spec import Arrays, LossOptions, LossSpec, Params, TensorParam, TensorSpec
 
 
 def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -4,9 +4,9 @@ from typing import Literal
 
 import torch.nn.functional as F
 
-from service.losses import checks
+from service import checks
 from service.losses.classification import CLASS_WEIGHT, ELEMENT_WEIGHT
-from service.losses.spec import (
+from service.spec import (
     Arrays,
     Cost,
     LossOptions,

@@ -3,8 +3,8 @@
 import torch.nn.functional as F
 from pydantic import Field
 
-from service.losses import checks
-from service.losses.spec import (
+from service import checks
+from service.spec import (
     Arrays,
     Divisor,
     LossOptions,

@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from math import prod
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
@@ -25,11 +25,9 @@ import simdjson
 from service.errors import BadRequest, Invalid, PayloadTooLarge, ServiceError
 from service.tensors.fields import Span, plain
 from service.tensors.torch import beyond_float32
-from service.types import Loc
+from service.types import MAX_RANK, ElementKind, Loc
 
-MAX_RANK = 8
 CHUNK_BYTES = 1 << 20
-ElementKind = Literal["float", "int", "int or float"]
 Chunk = bytes | memoryview
 """Whole rows of a tensor as one JSON array: its span itself, or a copy with brackets added."""
 Piece = bytes | memoryview

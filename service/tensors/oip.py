@@ -14,11 +14,12 @@ from typing import Any, Final
 
 import numpy as np
 
+from service import checks
 from service.errors import BadRequest, Invalid, PayloadTooLarge
-from service.losses import checks
-from service.losses.spec import Arrays, Spec
 from service.protocol import RequestInput
-from service.tensors.json import MAX_RANK, Budget, ElementKind, Piece, TensorReader, encode
+from service.spec import Arrays, Spec
+from service.tensors.json import Budget, Piece, TensorReader, encode
+from service.types import MAX_RANK, ElementKind
 
 DATATYPES: Final[dict[str, np.dtype[Any]]] = {
     "BOOL": np.dtype("?"),

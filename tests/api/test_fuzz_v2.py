@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.kinds import MODELS
-from service.losses.spec import Spec
+from service.spec import Spec
 from service.tensors.oip import DATATYPES
 from tests.conftest import make_client
 

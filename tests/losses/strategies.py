@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from service.losses.checks import class_index_shape
+from service.checks import class_index_shape
 
 LOGITS = st.floats(-20, 20, allow_nan=False, width=64)
 UNIT = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1, width=64))

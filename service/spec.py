@@ -14,10 +14,8 @@ from typing import Annotated, Any, Literal, TypeVar, cast, get_origin
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from service.config import DEVICE_PATTERN
 from service.errors import Invalid, from_validation_errors
-from service.tensors.json import MAX_RANK, ElementKind
-from service.types import DTypeName, Reduction
+from service.types import DEVICE_PATTERN, MAX_RANK, DTypeName, ElementKind, Reduction
 
 Arrays = dict[str, np.ndarray]
 
