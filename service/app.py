@@ -33,7 +33,7 @@ from service.errors import MethodNotAllowed, NotFound, ServiceError, from_valida
 from service.kinds import KINDS, MODELS
 from service.memory import GiveBack
 from service.metrics import Metrics, Observe
-from service.protocol import SCHEMAS as PROTOCOL
+from service.protocol.structs import SCHEMAS as PROTOCOL
 
 DESCRIPTION = """PyTorch loss functions and their gradients over HTTP.
 
@@ -114,7 +114,7 @@ def include_routers(app: FastAPI) -> None:
     app.include_router(health.router)
     app.include_router(v1.build_router(KINDS))
     app.include_router(batch.router)
-    app.include_router(oip.build_router(MODELS))
+    app.include_router(oip.build_router())
     app.include_router(metrics.build_router())
     docs.attach(app)
 

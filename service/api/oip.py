@@ -1,13 +1,14 @@
-"""/v2: the Open Inference Protocol (KServe v2, Triton) with binary tensor data.
+"""/v2 over REST: the Open Inference Protocol (KServe v2, Triton's HTTP/REST API) with
+Triton's binary tensor data extension, as a thin adapter over the protocol's transport-free
+logic (service.protocol.exchange) and the data plane.
 
-Every loss and activation is a model of one version, "1". An inference request's inputs are
-the /v1 tensors by name, its `parameters` the /v1 scalar fields, validated alike; its outputs
-are the value ("loss", "output") and, with grad, grad_{tensor}. The body is JSON, or with
-Inference-Header-Content-Length a JSON header followed by binary tensor data. Errors are the
-protocol's {"error": message} (rendered by service.app for every /v2 path).
+The body is JSON, or with Inference-Header-Content-Length a JSON header followed by binary
+tensor data; the answer likewise. Errors are the protocol's {"error": message} (rendered by
+service.app for every /v2 path).
 """
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from math import prod
 from typing import Any
 
 import msgspec
@@ -18,32 +19,36 @@ from starlette.requests import Request as HTTPRequest
 
 from service import __version__
 from service.api.body import Body, client_left, read_body
-from service.api.deps import DataPlaneDep, ReadyDep, SettingsDep
+from service.api.deps import DataPlaneDep, ReadyDep, get_dataplane, get_settings
 from service.api.responses import json_response
 from service.dataplane import Request
-from service.engine import Result
-from service.errors import BadRequest, Invalid, NotFound, not_found
-from service.kinds import MODELS, Kind
-from service.protocol import (
+from service.errors import BadRequest
+from service.protocol.exchange import (
+    EXTENSIONS,
+    Answer,
+    Exchange,
+    Inference,
+    RequestedOutput,
+    lookup,
+    metadata,
+)
+from service.protocol.structs import (
     InferenceRequest,
-    MetadataTensor,
-    ModelMetadata,
     ModelReady,
+    RequestInput,
     ServerLive,
     ServerMetadata,
     ServerReady,
 )
-from service.spec import Spec
-from service.tensors import oip
-from service.tensors.torch import warnings
+from service.protocol.tensors import DATATYPES, Input
+from service.tensors.json import Piece, encode
 
-VERSION = "1"
-EXTENSIONS = ["binary_tensor_data"]
-HEADER_LENGTH = "inference-header-content-length"
+HEADER_LENGTH = b"inference-header-content-length"
 ERRORS = (400, 404, 413, 415, 422, 503)
+INFER = "/models/{name}/infer"
 
 
-def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["v2"])
 
     def route(
@@ -51,7 +56,7 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
         endpoint: Callable[..., Awaitable[Response]],
         schema: str,
         method: str = "GET",
-        body: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """The route, and its /versions/{version} twin for model paths (not in the schema)."""
         responses: dict[int | str, dict[str, Any]] = {200: _content(schema)}
@@ -62,18 +67,11 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
             methods=[method],
             responses=responses,
             response_class=Response,
-            openapi_extra={"requestBody": body} if body else None,
+            openapi_extra=extra,
         )
         if path.startswith("/models/{name}"):
             versioned = path.replace("{name}", "{name}/versions/{version}")
             router.add_api_route(versioned, endpoint, methods=[method], include_in_schema=False)
-
-    def lookup(name: str, version: str | None) -> tuple[Kind, Spec]:
-        if name not in models:
-            raise not_found(list(models), "model", name)
-        if version not in (None, VERSION):
-            raise NotFound(f"model '{name}' has no version '{version}'; it has: {VERSION}")
-        return models[name]
 
     async def server_metadata() -> Response:
         """The server's name, version and protocol extensions."""
@@ -98,151 +96,149 @@ def build_router(models: dict[str, tuple[Kind, Spec]] = MODELS) -> APIRouter:
         lookup(name, version)
         return _json(ModelReady(name, True))
 
-    async def infer(
-        request: HTTPRequest,
-        plane: DataPlaneDep,
-        settings: SettingsDep,
-        name: str,
-        version: str | None = None,
-    ) -> Response:
-        """Computes the model on the request's inputs and parameters: see the README."""
-        kind, spec = lookup(name, version)
-        # JSON whatever the Content-Type, as Triton takes it (curl -d sends a form's type);
-        # binary data is told by its header.
-        header_length = request.headers.get(HEADER_LENGTH)
-        body = Body(await read_body(request, settings))
-        exchange = Exchange(kind, spec, name)
-
-        def decode() -> Request:
-            return exchange.decode(body.take(), header_length, settings.max_elements)
-
-        return await plane.run(
-            kind, spec, decode, exchange.encode, size=len(body), left=client_left(request)
-        )
-
     route("", server_metadata, "ServerMetadata")
     route("/health/live", server_live, "ServerLive")
     route("/health/ready", server_ready, "ServerReady")
     route("/models/{name}", model_metadata, "ModelMetadata")
     route("/models/{name}/ready", model_ready, "ModelReady")
-    route("/models/{name}/infer", infer, "InferenceResponse", method="POST", body=INFER_BODY)
+    route(INFER, infer, "InferenceResponse", method="POST", extra=INFER_OPENAPI)
     return router
 
 
-def metadata(spec: Spec) -> ModelMetadata:
-    """Inputs: the tensors, then the optional tensor parameters; outputs: every result the
-    model can give. Shapes show the usual batched rank (TensorSpec.dims), all dimensions -1."""
-    inputs = [
-        MetadataTensor(t.name, oip.METADATA_DATATYPE[t.dtype], [-1] * t.dims) for t in spec.tensors
-    ]
-    inputs += [MetadataTensor(p.name, "FP32", [-1] * p.dims) for p in spec.tensor_params]
-    outputs = [
-        MetadataTensor(name, oip.OUTPUT_DATATYPE.get(name, "FP32"), [-1] * dims)
-        for name, dims in spec.outputs().items()
-    ]
-    return ModelMetadata(spec.name, [VERSION], "pytorch", inputs, outputs)
+async def infer(request: HTTPRequest) -> Response:  # served by service.api.direct
+    """Computes the model on the request's inputs and parameters: see docs/protocol.md."""
+    path = request.path_params
+    kind, spec = lookup(path["name"], path.get("version"))
+    plane, settings = await get_dataplane(request), await get_settings(request)
+    # JSON whatever the Content-Type, as Triton takes it (curl -d sends a form's type);
+    # binary data is told by its header.
+    header_length = _header(request, HEADER_LENGTH)
+    body = Body(await read_body(request, settings))
+    exchange = Exchange(kind, spec, path["name"], binary=False)
+
+    def decode() -> Request:  # takes the body: it is freed once its tensors are read
+        inference = _inference(body.take(), header_length)
+        return exchange.decode(inference, settings.max_elements)
+
+    return await plane.run(
+        kind,
+        spec,
+        decode,
+        lambda request, result: _response(exchange.encode(result)),
+        size=len(body),
+        left=client_left(request),
+    )
 
 
-class Exchange:
-    """One inference: decodes the body into a Request and encodes its Result, remembering in
-    between the request's id and the outputs it asked for."""
+def _header(request: HTTPRequest, name: bytes) -> str | None:
+    for key, value in request.scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
 
-    def __init__(self, kind: Kind, spec: Spec, name: str) -> None:
-        self.kind, self.spec, self.name = kind, spec, name
-        self.id: str | None = None
-        self.outputs: dict[str, bool] = {}
-        """The outputs to answer, by name, each with whether it goes as binary data."""
 
-    def decode(self, body: bytearray, header_length: str | None, max_elements: int) -> Request:
-        view = memoryview(body)
-        length = _header_length(header_length, len(body))
-        try:
-            header = msgspec.json.decode(view[:length], type=InferenceRequest)
-        except msgspec.DecodeError as error:  # ValidationError among them
-            raise BadRequest(f"the inference request is not valid: {error}") from None
-        except RecursionError:  # msgspec stops at Python's recursion limit, about 1000 deep
+def _inference(body: bytearray, header_length: str | None) -> Inference:
+    """The body as an Inference: its JSON header, and the binary data after it cut into each
+    input's bytes by their binary_data_size."""
+    view = memoryview(body)
+    length = _header_length(header_length, len(body))
+    try:
+        header = msgspec.json.decode(view[:length], type=InferenceRequest)
+    except msgspec.DecodeError as error:  # ValidationError among them
+        raise BadRequest(f"the inference request is not valid: {error}") from None
+    except RecursionError:  # msgspec stops at Python's recursion limit, about 1000 deep
+        raise BadRequest(
+            "the inference request's arrays or objects are nested too deeply"
+        ) from None
+    outputs = None
+    if header.outputs is not None:
+        outputs = [RequestedOutput(o.name, o.parameters) for o in header.outputs]
+    inputs = _inputs(header.inputs, view[length:])
+    return Inference(inputs, header.id, header.parameters, outputs)
+
+
+def _inputs(inputs: Sequence[RequestInput], binary: memoryview) -> list[Input]:
+    """Each input with its JSON data or its bytes of the binary data, in their order."""
+    sizes = [_binary_size(i) for i in inputs]
+    total = sum(size for size in sizes if size is not None)
+    if total != len(binary):
+        raise BadRequest(
+            f"the body holds {len(binary)} bytes of binary data after its JSON header, but the"
+            f" inputs' binary_data_size add up to {total}"
+        )
+    found, offset = [], 0
+    for given, size in zip(inputs, sizes, strict=True):
+        data: msgspec.Raw | memoryview = given.data
+        if size is not None:
+            data, offset = binary[offset : offset + size], offset + size
+        found.append(Input(given.name, given.datatype, given.shape, data))
+    return found
+
+
+def _binary_size(given: RequestInput) -> int | None:
+    """The input's binary_data_size (None for JSON data), checked against its shape."""
+    name = given.name
+    unknown = set(given.parameters) - {"binary_data_size"}
+    if unknown:
+        raise BadRequest(
+            f"input '{name}' has parameter '{min(unknown)}'; inputs take binary_data_size"
+        )
+    size = given.parameters.get("binary_data_size")
+    has_data = len(given.data) > 0
+    if size is None:
+        if not has_data:
+            raise BadRequest(f"input '{name}' has neither data nor binary_data_size")
+        return None
+    if has_data:
+        raise BadRequest(f"input '{name}' has both data and binary_data_size")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise BadRequest(f"input '{name}': binary_data_size must be a number of bytes")
+    datatype = DATATYPES.get(given.datatype)
+    if datatype is not None and all(d >= 0 for d in given.shape):
+        needed = prod(given.shape) * datatype.itemsize
+        if size != needed:
             raise BadRequest(
-                "the inference request's arrays or objects are nested too deeply"
-            ) from None
-        self.id = header.id
-        parameters = dict(header.parameters)
-        binary_output = _flag(parameters.pop("binary_data_output", False), "binary_data_output")
-        for key in parameters:
-            if key not in self.spec.scalars:
-                raise Invalid.at(
-                    (key,),
-                    f"unknown parameter '{key}'; {self.spec.name} takes:"
-                    f" {', '.join(self.spec.scalars)}",
-                    "extra_forbidden",
-                )
-        params, options = self.spec.parse_options(parameters)
-        self.outputs = self._select(header, params, options, binary_output)
-        arrays = oip.read_inputs(
-            header.inputs, view[length:], self.spec, max_elements, np.dtype(options.dtype)
-        )
-        return Request(arrays, params, options)
+                f"input '{name}': binary_data_size is {size} bytes, but shape {given.shape} of"
+                f" {given.datatype} takes {needed}"
+            )
+    return size
 
-    def _select(
-        self, header: InferenceRequest, params: Any, options: Any, binary: bool
-    ) -> dict[str, bool]:
-        produced = self.spec.produced(params, options)
-        if header.outputs is None:
-            return dict.fromkeys(produced, binary)
-        known = list(self.spec.outputs())
-        selected: dict[str, bool] = {}
-        for output in header.outputs:
-            if output.name not in known:
-                raise Invalid.at(
-                    (output.name,),
-                    f"unknown output '{output.name}'; {self.spec.name} gives: {', '.join(known)}",
-                    "unknown_output",
-                )
-            if output.name not in produced:
-                needs = "grad: true" if output.name.startswith("grad_") else f"'{output.name}'"
-                raise Invalid.at(
-                    (output.name,),
-                    f"output '{output.name}' is computed only with the parameter {needs}"
-                    + ("" if output.name.startswith("grad_") else " in scores"),
-                    "not_computed",
-                )
-            if output.name in selected:
-                raise BadRequest(f"output '{output.name}' is asked for twice")
-            unknown = set(output.parameters) - {"binary_data"}
-            if unknown:
-                raise BadRequest(
-                    f"output '{output.name}' has parameter '{min(unknown)}';"
-                    " outputs take binary_data"
-                )
-            flag = output.parameters.get("binary_data", binary)
-            selected[output.name] = _flag(flag, "binary_data")
-        return selected
 
-    def encode(self, request: Request, result: Result) -> Response:
-        values = {name: result.outputs[name] for name in self.outputs}
-        parameters: dict[str, Any] = {"device": result.device}
-        if result.divisor is not None:
-            parameters["divisor"] = result.divisor
-        if found := warnings(values):
-            parameters["warnings"] = "; ".join(found)
-        header: dict[str, Any] = {"model_name": self.name, "model_version": VERSION}
-        if self.id is not None:
-            header["id"] = self.id
-        header["parameters"] = parameters
-        text, binary = oip.write_outputs(
-            header, {name: (values[name], self.outputs[name]) for name in values}
-        )
-        if not binary:
-            return json_response(text)
-        head = text if isinstance(text, bytes) else b"".join(text)
-        size = len(head) + sum(part.nbytes for part in binary)
-        return StreamingResponse(
-            _chunks([memoryview(head), *binary]),
-            media_type="application/octet-stream",
-            headers={
-                "Content-Length": str(size),
-                "Inference-Header-Content-Length": str(len(head)),
-            },
-        )
+def _response(answer: Answer) -> Response:
+    """JSON, or with binary outputs the JSON header, then their bytes a megabyte at a time."""
+    header: dict[str, Any] = {
+        "model_name": answer.model_name,
+        "model_version": answer.model_version,
+    }
+    if answer.id is not None:
+        header["id"] = answer.id
+    header["parameters"] = answer.parameters
+    entries, binary = [], []
+    for output in answer.outputs:
+        array = output.array
+        entry: dict[str, Any] = {
+            "name": output.name,
+            "datatype": output.datatype,
+            "shape": list(array.shape),
+        }
+        if output.binary:
+            flat = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1)
+            entry["parameters"] = {"binary_data_size": flat.nbytes}
+            binary.append(flat.data.cast("B"))
+        else:
+            entry["data"] = array.reshape(-1)
+        entries.append(entry)
+    text: bytes | Iterator[Piece] = encode(header | {"outputs": entries})
+    if not binary:
+        return json_response(text)
+    head = text if isinstance(text, bytes) else b"".join(text)
+    size = len(head) + sum(part.nbytes for part in binary)
+    return StreamingResponse(
+        _chunks([memoryview(head), *binary]),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(size), "Inference-Header-Content-Length": str(len(head))},
+    )
 
 
 PIECE = 1 << 20
@@ -278,12 +274,6 @@ def _clip(text: str, most: int = 40) -> str:
     return text if len(text) <= most else text[:most] + "..."
 
 
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise BadRequest(f"{name} must be true or false, not {msgspec.json.encode(value).decode()}")
-    return value
-
-
 def _json(value: msgspec.Struct) -> Response:
     return Response(msgspec.json.encode(value), media_type="application/json")
 
@@ -293,14 +283,18 @@ def _content(schema: str) -> dict[str, Any]:
     return {"description": schema, "content": {"application/json": {"schema": ref}}}
 
 
-INFER_BODY: dict[str, Any] = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
-        "application/octet-stream": {
-            "schema": {"type": "string", "format": "binary"},
-            "description": "An InferenceRequest of Inference-Header-Content-Length bytes, then"
-            " the inputs' binary data in their order (Triton's binary tensor data extension).",
+INFER_OPENAPI: dict[str, Any] = {
+    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/InferenceRequest"}},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "An InferenceRequest of Inference-Header-Content-Length bytes,"
+                " then the inputs' binary data in their order (Triton's binary tensor data"
+                " extension).",
+            },
         },
     },
 }

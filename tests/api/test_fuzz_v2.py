@@ -20,8 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.kinds import MODELS
+from service.protocol.tensors import DATATYPES
 from service.spec import Spec
-from service.tensors.oip import DATATYPES
 from tests.conftest import make_client
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "75")) * 4

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.tensors.oip import _to_bfloat16
+from service.protocol.tensors import _to_bfloat16
 
 
 @cache
