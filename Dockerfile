@@ -67,9 +67,11 @@ WORKDIR /tmp
 
 ENV LOSS_SERVICE_HOST=0.0.0.0 \
     LOSS_SERVICE_PORT=8000 \
+    LOSS_SERVICE_GRPC_PORT=8001 \
     LOSS_SERVICE_PROBE_PORT=8002
-# 8000: the service; 8002: health probes and metrics, with connections of their own.
-EXPOSE 8000 8002
+# 8000: the service; 8001: the service over gRPC; 8002: health probes and metrics, with
+# connections of their own.
+EXPOSE 8000 8001 8002
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8002/healthz', timeout=2).status != 200)"]
 CMD ["loss-service", "serve"]

@@ -30,6 +30,7 @@ from service.config import Settings
 from service.dataplane import DataPlane, Gone
 from service.engine import Engine
 from service.errors import MethodNotAllowed, NotFound, ServiceError, from_validation_errors
+from service.grpc import server as grpc_server
 from service.kinds import KINDS, MODELS
 from service.memory import GiveBack
 from service.metrics import Metrics, Observe
@@ -50,11 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(engine.warm_up)
         gc.freeze()  # the app's and torch's objects live on: spare them every collection
         app.state.dataplane = DataPlane(engine, settings)
+        grpc = None
+        if settings.grpc_port:
+            grpc = await grpc_server.start(
+                app.state.dataplane, settings, app.state.keys, app.state.metrics
+            )
         reload = settings.api_keys_file is not None and _on_sighup(app.state.keys.reload)
         # The server's state: service.http reads its limits there, and counts its refusals.
         yield {"settings": settings, "metrics": app.state.metrics}
         if reload:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if grpc is not None:  # uvicorn has drained HTTP; gRPC calls in flight get as long
+            await grpc.stop(settings.shutdown_timeout)
 
     app = FastAPI(
         title="loss-service",

@@ -1,4 +1,5 @@
-"""API keys: `Authorization: Bearer KEY` on /v1 and /v2, compared in constant time.
+"""API keys: `Authorization: Bearer KEY` on /v1 and /v2 (and as gRPC metadata), compared in
+constant time.
 
 The keys come from LOSS_SERVICE_API_KEYS (comma-separated) and LOSS_SERVICE_API_KEYS_FILE
 (one a line; blank lines and lines starting with # are skipped), re-read on SIGHUP. With none
@@ -39,6 +40,22 @@ class Keys:
     def required(self) -> bool:
         return bool(self._keys)
 
+    def refusal(self, header: bytes | None) -> Unauthorized | None:
+        """Why a request with this Authorization header (or metadata) is refused: None where
+        it may go on."""
+        if not self.required:
+            return None
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if header is None:
+            return Unauthorized(
+                "an API key is required: send Authorization: Bearer KEY", headers=challenge
+            )
+        scheme, _, key = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not self.accepts(key.strip()):
+            challenge["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+            return Unauthorized("the API key is not valid", headers=challenge)
+        return None
+
     def accepts(self, key: bytes) -> bool:
         """Whether `key` is one of the keys; every key is compared, each in constant time."""
         found = False
@@ -57,24 +74,12 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.keys.required and guarded(scope["path"]):
-            error = self._refusal(scope)
+            header = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), None)
+            error = self.keys.refusal(header)
             if error is not None:
                 await error.response(scope["path"])(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-    def _refusal(self, scope: Scope) -> Unauthorized | None:
-        header = next((v for k, v in scope["headers"] if k.lower() == b"authorization"), None)
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if header is None:
-            return Unauthorized(
-                "an API key is required: send Authorization: Bearer KEY", headers=challenge
-            )
-        scheme, _, key = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not self.keys.accepts(key.strip()):
-            challenge["WWW-Authenticate"] = 'Bearer error="invalid_token"'
-            return Unauthorized("the API key is not valid", headers=challenge)
-        return None
 
 
 def guarded(path: str) -> bool:

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     """Address `serve` binds to (use 0.0.0.0 in a container)."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     """TCP port `serve` listens on."""
+    grpc_port: Annotated[int, Field(ge=0, le=65535)] = 8001
+    """TCP port of the Open Inference Protocol over gRPC (and grpc.health.v1, and server
+    reflection), on the same address, in every worker (0: none)."""
     probe_port: Annotated[int, Field(ge=0, le=65535)] = 8002
     """TCP port of the health probes and the metrics alone, on the same address, with
     connections of its own: the service's connections never crowd the probes out (0: none)."""

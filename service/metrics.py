@@ -39,9 +39,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ("method", "route", "loss", "status")
+        labels = ("protocol", "method", "route", "loss", "status")
         self.requests = Counter(
-            "loss_service_requests", "HTTP requests", labels, registry=self.registry
+            "loss_service_requests", "Requests, HTTP and gRPC", labels, registry=self.registry
         )
         self.latency = Histogram(
             "loss_service_request_duration_seconds",
@@ -50,6 +50,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        """Each label set's counter and histogram: prometheus' labels() locks and validates."""
+
+    def record(self, labels: tuple[str, ...], seconds: float) -> None:
+        """One request: (protocol, method, route, loss, status) and how long it took."""
+        series = self._series.get(labels)
+        if series is None:
+            series = self._series[labels] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observed(self, app: ASGIApp, log_format: str) -> ASGIApp:
         """`app` with an id, a count and an access line per request, as the app's own answers
@@ -60,10 +73,9 @@ class Metrics:
         """A refusal written before a request was whole (400, 408, 431: service.http), counted
         as method "other" on route "unmatched" and logged: its new request id."""
         request_id = secrets.token_hex(16)
-        labels = ("other", "unmatched", "", str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
-        log(request_id, "", labels, status, seconds, 0, bytes_out, log_format)
+        labels = ("http", "other", "unmatched", "", str(status))
+        self.record(labels, seconds)
+        log(request_id, "", labels, seconds, 0, bytes_out, log_format)
         return request_id
 
 
@@ -84,8 +96,6 @@ class Observe:
         self.metrics = metrics
         self.names = names
         self.log_format = log_format
-        self._series: dict[tuple[str, ...], tuple[Any, Any]] = {}
-        """Each label set's counter and histogram: prometheus' labels() locks and validates."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,25 +135,18 @@ class Observe:
         matched = route is not None and scope["method"] in methods
         name = scope.get("path_params", {}).get("name") or scope["path"].rsplit("/", 1)[-1]
         labels = (
+            "http",
             scope["method"] if matched else "other",
             getattr(route, "path", "unmatched") if matched else "unmatched",
             name if matched and name in self.names else "",
             str(seen["status"]),
         )
-        series = self._series.get(labels)
-        if series is None:
-            series = self._series[labels] = (
-                self.metrics.requests.labels(*labels),
-                self.metrics.latency.labels(*labels),
-            )
-        series[0].inc()
-        series[1].observe(seconds)
-        status, bytes_in, bytes_out = seen["status"], seen["in"], seen["out"]
+        self.metrics.record(labels, seconds)
+        bytes_in, bytes_out = seen["in"], seen["out"]
         log(
             request_id,
             scope["method"],
             labels,
-            status,
             seconds,
             bytes_in,
             bytes_out,
@@ -155,21 +158,24 @@ def log(
     request_id: str,
     method: str,
     labels: tuple[str, ...],
-    status: int,
     seconds: float,
     bytes_in: int,
     bytes_out: int,
     log_format: str,
 ) -> None:
-    """One access line: a JSON object or a line of text, never tensor data or keys."""
+    """One access line, of the request's (protocol, method, route, loss, status) labels: a JSON
+    object or a line of text, never tensor data or keys. An HTTP status is a number, a gRPC
+    status its code's name (INVALID_ARGUMENT)."""
     if not access.isEnabledFor(logging.INFO):
         return
+    protocol, _, route, loss, status = labels
     line = {
         "request_id": request_id,
+        "protocol": protocol,
         "method": method[:16],
-        "route": labels[1],
-        "loss": labels[2],
-        "status": status,
+        "route": route,
+        "loss": loss,
+        "status": int(status) if status.isdigit() else status,
         "duration_ms": round(seconds * 1e3, 3),
         "bytes_in": bytes_in,
         "bytes_out": bytes_out,

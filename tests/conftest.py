@@ -23,6 +23,9 @@ TIMELESS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
 hypothesis.register_profile("default", derandomize=True, database=None, print_blob=True, **TIMELESS)
 hypothesis.register_profile("fuzz", derandomize=False, database=None, print_blob=True, **TIMELESS)
 hypothesis.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# The apps tests make in this process serve no gRPC unless a test gives them a port;
+# the servers they launch get a free one (tests/e2e/conftest.py).
+os.environ["LOSS_SERVICE_GRPC_PORT"] = "0"
 
 
 def no_server_errors(response: httpx2.Response) -> None:

@@ -31,11 +31,12 @@ def test_deployments_run_locked_down_and_probe_health(name: str) -> None:
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
-    probes = {"path": "/healthz", "port": "probes"}, {"path": "/readyz", "port": "probes"}
-    assert (container["livenessProbe"]["httpGet"], container["readinessProbe"]["httpGet"]) == probes
-    assert container["startupProbe"]["httpGet"] == probes[1]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}
+    assert container["readinessProbe"]["grpc"] == {"port": 8001}  # grpc.health.v1, service ""
     assert {"requests", "limits"} <= container["resources"].keys()
-    ports = {"http": 8000, "probes": 8002}  # LOSS_SERVICE_PORT and LOSS_SERVICE_PROBE_PORT
+    # LOSS_SERVICE_PORT, LOSS_SERVICE_GRPC_PORT and LOSS_SERVICE_PROBE_PORT
+    ports = {"http": 8000, "grpc": 8001, "probes": 8002}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == ports
 
 
@@ -47,7 +48,10 @@ def test_the_gpu_deployment_asks_for_one_gpu_per_pod() -> None:
 
 def test_the_service_the_autoscaler_and_the_budget_select_the_deployment() -> None:
     labels = load("deployment.yaml")["spec"]["template"]["metadata"]["labels"]
-    assert load("service.yaml")["spec"]["selector"] == labels
+    service = load("service.yaml")["spec"]
+    assert service["selector"] == labels
+    targets = {p["name"]: p["targetPort"] for p in service["ports"]}
+    assert targets == {"http": "http", "grpc": "grpc"}
     assert load("pdb.yaml")["spec"]["selector"]["matchLabels"] == labels
     assert load("hpa.yaml")["spec"]["scaleTargetRef"]["name"] == "loss-service"
 
@@ -73,8 +77,10 @@ def test_the_kserve_predictor_is_a_valid_pod_spec_probing_the_v2_health_routes()
     kubernetes_validate.validate(pod, VERSION, strict=True)
     (container,) = predictor["containers"]
     assert container["name"] == "kserve-container"
-    port = container["ports"][0]["containerPort"]
-    assert {"name": "LOSS_SERVICE_PORT", "value": str(port)} in container["env"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports.keys() == {"http1", "h2c"}  # KServe's names for REST and gRPC
+    assert {"name": "LOSS_SERVICE_PORT", "value": str(ports["http1"])} in container["env"]
+    assert {"name": "LOSS_SERVICE_GRPC_PORT", "value": str(ports["h2c"])} in container["env"]
     assert {"name": "LOSS_SERVICE_HOST", "value": "0.0.0.0"} in container["env"]
     probes = 8002  # LOSS_SERVICE_PROBE_PORT's default: connections apart from the clients'
     assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": probes}

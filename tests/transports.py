@@ -4,6 +4,7 @@ binary or JSON tensors. Each answers with the fields a /v1 body has, read off it
 from typing import Any, Protocol
 
 import numpy as np
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
 
@@ -47,8 +48,7 @@ def inputs(tensors: dict[str, np.ndarray], dtype: str, binary: bool) -> list[tri
     """Float tensors in the computation's dtype, integers as INT64."""
     found = []
     for name, value in tensors.items():
-        value = np.asarray(value)
-        array = value.astype(dtype) if value.dtype.kind == "f" else value.astype(np.int64)
+        array = typed(np.asarray(value), dtype)
         datatype = "INT64" if array.dtype == np.int64 else dtype.replace("float", "FP")
         tensor = triton.InferInput(name, list(array.shape), datatype)
         tensor.set_data_from_numpy(array, binary_data=binary)
@@ -96,3 +96,54 @@ class Triton:
             parameters=params | options,
         )
         return as_v1(result, grads)
+
+
+class TritonGrpc:
+    """/v2 over gRPC through tritonclient.grpc: raw tensors in and out."""
+
+    def __init__(self, address: str) -> None:
+        self.client = triton_grpc.InferenceServerClient(address)
+
+    def compute(
+        self,
+        name: str,
+        tensors: dict[str, np.ndarray],
+        params: dict[str, Any],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        grads = [t.name for t in REGISTRY[name].tensors if t.grad] if options["grad"] else []
+        wanted = ["loss", *(f"grad_{g}" for g in grads)]
+        given = []
+        for tensor_name, value in tensors.items():
+            array = typed(np.asarray(value), options["dtype"])
+            found = triton_grpc.InferInput(tensor_name, list(array.shape), DATATYPE[array.dtype])
+            found.set_data_from_numpy(array)
+            given.append(found)
+        result = self.client.infer(
+            name,
+            given,
+            outputs=[triton_grpc.InferRequestedOutput(o) for o in wanted],
+            parameters=params | options,
+        )
+        response = result.get_response(as_json=True)
+        (loss,) = [o for o in response["outputs"] if o["name"] == "loss"]
+        body: dict[str, Any] = {
+            "loss": result.as_numpy("loss"),
+            "shape": [int(d) for d in loss.get("shape", [])],
+            "dtype": DTYPES[loss["datatype"]],
+            "device": response["parameters"]["device"]["string_param"],
+        }
+        if grads:
+            body["grad"] = {name: result.as_numpy(f"grad_{name}") for name in grads}
+        for key, kind in (("divisor", "double_param"), ("warnings", "string_param")):
+            if key in response["parameters"]:
+                body[key] = response["parameters"][key][kind]
+        return body
+
+
+DATATYPE = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
+
+
+def typed(value: np.ndarray, dtype: str) -> np.ndarray:
+    """Floats in the computation's dtype, integers as int64."""
+    return value.astype(dtype) if value.dtype.kind == "f" else value.astype(np.int64)

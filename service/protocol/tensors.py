@@ -1,6 +1,6 @@
 """Open Inference Protocol tensors <-> numpy: the datatype table, and inputs as any transport
 hands them over: JSON data (a raw span, flat or nested), bytes (REST's binary tensor data,
-gRPC's raw contents) or values (gRPC's typed contents).
+gRPC's raw contents) or Values (gRPC's typed contents).
 
 Bytes are little-endian, row-major, without padding; an input read from them stays a numpy
 view of the message (`np.frombuffer` with an explicit little-endian dtype) where its datatype
@@ -50,8 +50,20 @@ METADATA_DATATYPE: Final[dict[ElementKind, str]] = {
 """The datatype model metadata shows for each element kind; FP64, FP16 and BF16 are taken for
 floats, the other INTEGERS for integers, and FP types for probability targets."""
 
-Data = msgspec.Raw | memoryview | np.ndarray
-"""An input's data: JSON (a raw span), bytes, or values already read (flat)."""
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """Typed values not yet read (gRPC's contents, flat). Each becomes a Python object as it is
+    read, so they are read only once their count has been held to the input's shape, and so
+    to max_elements."""
+
+    items: Sequence[Any]
+    dtype: np.dtype[Any]
+    """What the values are: the contents field's type."""
+
+
+Data = msgspec.Raw | memoryview | Values
+"""An input's data: JSON (a raw span), bytes, or typed values."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +103,8 @@ def read_inputs(
     for found in inputs:
         if isinstance(found.data, memoryview):
             wire = _from_bytes(found, found.data)
-        elif isinstance(found.data, np.ndarray):
-            wire = _held_to_datatype(_counted(found, found.data), found)
+        elif isinstance(found.data, Values):
+            wire = _held_to_datatype(_from_values(found, found.data), found)
         else:
             half = found.datatype in ("FP16", "BF16")
             json = _from_json(found, found.data, exact if half else reader)
@@ -136,13 +148,23 @@ def _from_bytes(found: Input, data: memoryview) -> np.ndarray:
 
 
 def _counted(found: Input, values: np.ndarray) -> np.ndarray:
+    _count(found, values.size)
+    return values
+
+
+def _count(found: Input, size: int) -> None:
     expected = prod(found.shape)
-    if values.size != expected:
+    if size != expected:
         raise BadRequest(
-            f"input '{found.name}' holds {values.size} values, but its shape {found.shape}"
+            f"input '{found.name}' holds {size} values, but its shape {found.shape}"
             f" takes {expected}"
         )
-    return values
+
+
+def _from_values(found: Input, values: Values) -> np.ndarray:
+    """Typed values, counted before they are read."""
+    _count(found, len(values.items))
+    return np.fromiter(values.items, values.dtype, len(values.items))
 
 
 def _held_to_datatype(values: np.ndarray, found: Input) -> np.ndarray:

@@ -1,11 +1,17 @@
 """numpy <-> torch: tensors onto a device in the computation's dtype, results back to numpy."""
 
 import math
+from warnings import filterwarnings
 
 import numpy as np
 import torch
 
 from service.types import DTypeName
+
+# Inputs read from a message's bytes (gRPC's raw contents) are read-only numpy views, taken
+# without a copy; the engine never writes its inputs, so torch's warning says nothing here.
+NOT_WRITABLE = "The given NumPy array is not writable"
+filterwarnings("ignore", NOT_WRITABLE, UserWarning)
 
 DTYPES: dict[DTypeName, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 

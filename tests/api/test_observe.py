@@ -34,8 +34,11 @@ def test_one_json_access_line_per_request_without_tensors_or_keys(
         )
     (record,) = [r for r in caplog.records if r.name == "loss_service.access"]
     line = json.loads(record.getMessage())
-    assert {k: line[k] for k in ("request_id", "method", "route", "loss", "status")} == {
+    assert {
+        k: line[k] for k in ("request_id", "protocol", "method", "route", "loss", "status")
+    } == {
         "request_id": "abc",
+        "protocol": "http",
         "method": "POST",
         "route": "/v1/losses/cross_entropy",
         "loss": "cross_entropy",

@@ -131,12 +131,12 @@ def test_metrics_count_requests_by_loss_and_status() -> None:
         client.post("/v1/losses/nll_loss", json={"input": [[-0.5, -1.0]], "target": [5]})
         client.post("/v2/models/softmax/infer", json={"inputs": []})
         text = client.get("/metrics").text
-    ok = 'loss="nll_loss",method="POST",route="/v1/losses/nll_loss",status="200"'
-    bad = 'loss="nll_loss",method="POST",route="/v1/losses/nll_loss",status="422"'
+    ok = 'loss="nll_loss",method="POST",protocol="http",route="/v1/losses/nll_loss",status="200"'
+    bad = 'loss="nll_loss",method="POST",protocol="http",route="/v1/losses/nll_loss",status="422"'
     assert f"loss_service_requests_total{{{ok}}} 1.0" in text
     assert f"loss_service_requests_total{{{bad}}} 1.0" in text
     assert f"loss_service_request_duration_seconds_count{{{ok}}} 1.0" in text
-    v2 = 'loss="softmax",method="POST",route="/v2/models/{name}/infer",status="422"'
+    v2 = 'loss="softmax",method="POST",protocol="http",route="/v2/models/{name}/infer",status="422"'
     assert f"loss_service_requests_total{{{v2}}} 1.0" in text
 
 

@@ -31,6 +31,8 @@ PROCESSES: dict[str, subprocess.Popen[bytes]] = {}
 """The server process behind each URL `serving` yields (to signal it)."""
 PROBE_URLS: dict[str, str] = {}
 """The probe port's URL of each server `serving` yields."""
+GRPC: dict[str, str] = {}
+"""host:port of the gRPC server of each server `serving` yields."""
 METRICS: dict[str, Path] = {}
 """The folder where each server `serving` yields keeps its workers' counts."""
 
@@ -40,6 +42,8 @@ class Launched:
     process: subprocess.Popen[bytes]
     url: str
     probe_url: str
+    grpc: str
+    """host:port of its gRPC server."""
     metrics: Path
     """The folder of its workers' counts."""
 
@@ -47,12 +51,13 @@ class Launched:
 def launch(**env: str) -> Launched:
     """`serve` on free ports, its metrics in a folder of its own. Settings are given by name:
     launch(max_connections="4")."""
-    port, probe = free_port(), free_port()
+    port, probe, grpc = free_port(), free_port(), free_port()
     variables = {f"LOSS_SERVICE_{k.upper()}": v for k, v in env.items()}
     metrics = tempfile.mkdtemp(prefix="loss-service-metrics-")
     defaults = {
         "LOSS_SERVICE_LOG_LEVEL": "error",
         "LOSS_SERVICE_PROBE_PORT": str(probe),
+        "LOSS_SERVICE_GRPC_PORT": str(grpc),
         "LOSS_SERVICE_METRICS_DIR": metrics,
     }
     process = subprocess.Popen(
@@ -60,7 +65,8 @@ def launch(**env: str) -> Launched:
         env=os.environ | defaults | variables,
     )
     url, probe_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{probe}"
-    return Launched(process, url, probe_url, Path(metrics) / str(port))
+    grpc_address = f"127.0.0.1:{variables.get('LOSS_SERVICE_GRPC_PORT', grpc)}"
+    return Launched(process, url, probe_url, grpc_address, Path(metrics) / str(port))
 
 
 def wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
@@ -82,11 +88,12 @@ def serving(**env: str) -> Iterator[str]:
     server = launch(**env)
     url = server.url
     PROCESSES[url], PROBE_URLS[url], METRICS[url] = server.process, server.probe_url, server.metrics
+    GRPC[url] = server.grpc
     try:
         wait_ready(server.process, url)
         yield url
     finally:
-        del PROCESSES[url], PROBE_URLS[url], METRICS[url]
+        del PROCESSES[url], PROBE_URLS[url], METRICS[url], GRPC[url]
         server.process.terminate()
         assert server.process.wait(timeout=15) == 0
 

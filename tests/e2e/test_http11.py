@@ -399,5 +399,5 @@ def test_refusals_of_the_connection_layer_are_identified_counted_and_logged(
     with exchange(server.probe_url, request("GET", "/metrics"), 1) as reader:
         (metrics,) = reader.answers
     for status in (400, 431):
-        labels = f'loss="",method="other",route="unmatched",status="{status}"'
+        labels = f'loss="",method="other",protocol="http",route="unmatched",status="{status}"'
         assert f"loss_service_requests_total{{{labels}}}".encode() in metrics.body

@@ -394,7 +394,7 @@ def test_metrics_count_every_worker() -> None:
             assert codes == [200] * 8
             sent += 8
         line = (
-            'loss_service_requests_total{loss="mse_loss",method="POST",'
+            'loss_service_requests_total{loss="mse_loss",method="POST",protocol="http",'
             f'route="/v1/losses/mse_loss",status="200"}} {float(sent)}'
         )
         for base in [url] * 10 + [PROBE_URLS[url]] * 2:  # a new connection each

@@ -1,0 +1,151 @@
+"""The Protocol's gRPC messages <-> its transport-free forms (service.protocol): a
+ModelInferRequest as an Inference, an Answer as a ModelInferResponse, metadata as its
+responses.
+
+Inputs come as raw_input_contents (one per input, in order, little-endian bytes) or as typed
+contents, never a mix. Outputs go raw unless the request's binary_data_output parameter is
+false, and all one way: raw_output_contents is indexed by output, so a response cannot mix
+them either. Parameters take all five kinds of InferParameter.
+"""
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from service.errors import BadRequest
+from service.grpc import open_inference_grpc_pb2 as pb
+from service.protocol.exchange import Answer, Inference, Parameters, RequestedOutput
+from service.protocol.structs import ModelMetadata
+from service.protocol.tensors import Data, Input, Values
+
+CONTENTS: Final[dict[str, tuple[str, np.dtype[Any]]]] = {
+    "BOOL": ("bool_contents", np.dtype(np.bool_)),
+    "UINT8": ("uint_contents", np.dtype(np.uint32)),
+    "INT8": ("int_contents", np.dtype(np.int32)),
+    "INT16": ("int_contents", np.dtype(np.int32)),
+    "INT32": ("int_contents", np.dtype(np.int32)),
+    "INT64": ("int64_contents", np.dtype(np.int64)),
+    "FP32": ("fp32_contents", np.dtype(np.float32)),
+    "FP64": ("fp64_contents", np.dtype(np.float64)),
+}
+"""The typed contents field of each datatype that has one (FP16 and BF16 have none), and the
+type of its values."""
+
+
+def parse(body: bytes) -> pb.ModelInferRequest:
+    """The request's bytes as its message."""
+    try:
+        return pb.ModelInferRequest.FromString(body)
+    except DecodeError as error:
+        raise BadRequest(f"the request is not a ModelInferRequest: {error}") from None
+
+
+def inference(request: pb.ModelInferRequest) -> Inference:
+    """The request as the Protocol's Inference: its inputs' data still unread."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise BadRequest(
+            f"the request has {len(raw)} raw_input_contents for {len(request.inputs)} inputs;"
+            " give one for each input, in their order"
+        )
+    inputs = []
+    for index, given in enumerate(request.inputs):
+        if given.parameters:
+            raise BadRequest(
+                f"input '{given.name}' has parameter '{min(given.parameters)}'; inputs take none"
+            )
+        data: Data = memoryview(raw[index]) if raw else _typed(given)
+        if raw and any(given.contents.ListFields()):
+            raise BadRequest(
+                f"input '{given.name}' has typed contents, but the request has"
+                " raw_input_contents: send every input one way"
+            )
+        inputs.append(Input(given.name, given.datatype, list(given.shape), data))
+    outputs = None
+    if request.outputs:
+        outputs = [RequestedOutput(o.name, parameters(o.parameters)) for o in request.outputs]
+    return Inference(inputs, request.id or None, parameters(request.parameters), outputs)
+
+
+def _typed(given: pb.ModelInferRequest.InferInputTensor) -> Values:
+    """The input's typed contents, from the one field its datatype takes."""
+    name, datatype = given.name, given.datatype
+    used = [field for field, _ in given.contents.ListFields()]
+    if datatype in ("FP16", "BF16"):
+        raise BadRequest(
+            f"input '{name}' has datatype {datatype}, which typed contents cannot hold: send it"
+            " in raw_input_contents"
+        )
+    if datatype not in CONTENTS:
+        return Values([], np.dtype(np.float64))  # read_inputs names the datatype's fault
+    field, dtype = CONTENTS[datatype]
+    stray = [f.name for f in used if f.name != field]
+    if stray:
+        raise BadRequest(
+            f"input '{name}' of datatype {datatype} has its values in {stray[0]};"
+            f" {datatype} takes {field}"
+        )
+    return Values(getattr(given.contents, field), dtype)
+
+
+def parameters(given: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
+    """Parameters by name, of any of the five kinds."""
+    found = {}
+    for name, parameter in given.items():
+        kind = parameter.WhichOneof("parameter_choice")
+        if kind is None:
+            raise BadRequest(f"parameter '{name}' has no value")
+        found[name] = getattr(parameter, kind)
+    return found
+
+
+def response(answer: Answer) -> bytes:
+    """The Answer as a serialized ModelInferResponse: every output raw, or every one typed."""
+    message = pb.ModelInferResponse(
+        model_name=answer.model_name, model_version=answer.model_version, id=answer.id or ""
+    )
+    _set_parameters(message.parameters, answer.parameters)
+    if len({o.binary for o in answer.outputs}) > 1:
+        raise BadRequest("over gRPC the outputs go all raw or all typed; binary_data differs")
+    for output in answer.outputs:
+        array = output.array
+        tensor = message.outputs.add(name=output.name, datatype=output.datatype)
+        tensor.shape.extend(array.shape)
+        if output.binary:
+            little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+            message.raw_output_contents.append(little.tobytes())
+        else:
+            field, _ = CONTENTS[output.datatype]
+            getattr(tensor.contents, field).extend(array.reshape(-1).tolist())
+    return message.SerializeToString()
+
+
+def _set_parameters(target: Any, values: Parameters) -> None:
+    for name, value in values.items():
+        parameter: pb.InferParameter = target[name]
+        if isinstance(value, bool):
+            parameter.bool_param = value
+        elif isinstance(value, int):
+            parameter.int64_param = value
+        elif isinstance(value, float):
+            parameter.double_param = value
+        else:
+            parameter.string_param = str(value)
+
+
+def model_metadata(found: ModelMetadata) -> pb.ModelMetadataResponse:
+    def tensors(entries: Any) -> list[pb.ModelMetadataResponse.TensorMetadata]:
+        return [
+            pb.ModelMetadataResponse.TensorMetadata(name=t.name, datatype=t.datatype, shape=t.shape)
+            for t in entries
+        ]
+
+    return pb.ModelMetadataResponse(
+        name=found.name,
+        versions=found.versions,
+        platform=found.platform,
+        inputs=tensors(found.inputs),
+        outputs=tensors(found.outputs),
+    )
