@@ -10,7 +10,7 @@ TORCH_VERSION ?= 2.13.0
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint fuzz openapi bench lock clean
+.PHONY: run test lint fuzz openapi protos bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,12 @@ run: $(VENV)/.service
 test: lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
-# Long random runs: the OpenAPI fuzz test, /v2 inference requests and the parity properties,
-# unseeded.
+# Long random runs, unseeded: the OpenAPI fuzz test, /v2 inference requests (REST and gRPC)
+# and the parity properties.
 fuzz: $(VENV)/.tests
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
-		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/api/test_requests.py tests/losses
+		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/e2e/test_fuzz_grpc.py \
+		tests/api/test_requests.py tests/losses
 
 lint: $(VENV)/.tests
 	$(BIN)/ruff check .
@@ -46,6 +47,11 @@ lint: $(VENV)/.tests
 
 openapi: $(VENV)/.service
 	$(BIN)/loss-service openapi
+
+# service/grpc's protobuf modules and their .pyi stubs, from docs/open_inference_grpc.proto
+# (checked in; tests/e2e/test_grpc.py checks that they are what this writes).
+protos: $(VENV)/.tests
+	$(BIN)/python -m tools.protos
 
 bench: $(VENV)/.tests
 	$(PIP) -e '.[bench]'

@@ -14,12 +14,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx2
 import numpy as np
 import orjson
 import pytest
 import torch
 import torch.nn.functional as F
+import tritonclient.grpc as triton_grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.conftest import free_port
 
@@ -149,3 +153,62 @@ def test_sigterm_lets_the_request_in_flight_finish_then_exits_0(image: str) -> N
         assert podman("inspect", "--format", "{{.State.ExitCode}}", cid) == "0"
     finally:
         subprocess.run(["podman", "rm", "-f", cid], capture_output=True, check=False)
+
+
+def test_the_deployment_plays_with_podman(image: str, tmp_path: Path) -> None:
+    """A copy of deploy/k8s/deployment.yaml with one replica, the image built here and free
+    host ports, played with `podman kube play`: the pod starts, REST and gRPC answer a loss,
+    and the health endpoints answer on both. (podman 4.3 runs no probes.)"""
+    deployment = yaml.safe_load((ROOT / "deploy" / "k8s" / "deployment.yaml").read_text())
+    name = f"loss-service-play-{os.getpid()}"
+    deployment["metadata"]["name"] = name
+    deployment["spec"]["replicas"] = 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container |= {"image": image, "imagePullPolicy": "Never"}
+    ports = {}
+    for port in container["ports"]:
+        ports[port["name"]] = port["hostPort"] = free_port()
+        port["hostIP"] = "127.0.0.1"
+    played = tmp_path / "deployment.yaml"
+    played.write_text(yaml.safe_dump(deployment))
+    podman("kube", "play", str(played))
+    try:
+        probes, http = f"http://127.0.0.1:{ports['probes']}", f"http://127.0.0.1:{ports['http']}"
+        deadline = time.monotonic() + 120
+        while not _ready(probes):
+            assert time.monotonic() < deadline, podman("pod", "logs", f"{name}-pod")
+            time.sleep(0.5)
+        for path in ("/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"):
+            assert httpx2.get(f"{probes}{path}").status_code == 200
+        x, target = np.array([[1.0, 2.0, 3.0]]), np.array([2])
+        rest = httpx2.post(
+            f"{http}/v1/losses/cross_entropy",
+            json={"input": x.tolist(), "target": target.tolist(), "dtype": "float64"},
+        )
+        expected = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(target)).item()
+        assert rest.json()["loss"] == pytest.approx(expected, rel=1e-12)
+        inputs = [
+            triton_grpc.InferInput("input", [1, 3], "FP64"),
+            triton_grpc.InferInput("target", [1], "INT64"),
+        ]
+        inputs[0].set_data_from_numpy(x)
+        inputs[1].set_data_from_numpy(target)
+        address = f"127.0.0.1:{ports['grpc']}"
+        with triton_grpc.InferenceServerClient(address) as client:
+            answer = client.infer("cross_entropy", inputs, parameters={"dtype": "float64"})
+            assert answer.as_numpy("loss") == pytest.approx(expected, rel=1e-12)
+            assert client.is_server_ready()
+        with grpc.insecure_channel(address) as channel:
+            check = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        subprocess.run(
+            ["podman", "kube", "down", str(played)], capture_output=True, check=False, timeout=60
+        )
+
+
+def _ready(probes: str) -> bool:
+    try:
+        return httpx2.get(f"{probes}/readyz", timeout=2).status_code == 200
+    except httpx2.TransportError:
+        return False
