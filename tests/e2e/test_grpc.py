@@ -551,3 +551,27 @@ def test_sigterm_drains_a_call_in_flight() -> None:
             assert np.isfinite(future.result(30))
     finally:
         assert server.process.wait(30) == 0
+
+
+def test_two_workers_share_the_grpc_port() -> None:
+    """Each worker listens on the port (SO_REUSEPORT) and the kernel spreads connections:
+    every call on a channel of its own is answered, and the pod's metrics count them all."""
+    x, target = logits(4, 3)
+    with serving(workers="2") as url:
+
+        def infer(_: int) -> np.ndarray:
+            with triton_grpc.InferenceServerClient(GRPC[url]) as client:
+                loss: np.ndarray = client.infer("cross_entropy", ce_inputs(x, target)).as_numpy(
+                    "loss"
+                )
+                return loss
+
+        with ThreadPoolExecutor(8) as pool:
+            losses = list(pool.map(infer, range(40)))
+        assert all(loss == losses[0] for loss in losses)
+        text = httpx2.get(f"{url}/metrics").text
+    line = (
+        'loss_service_requests_total{loss="cross_entropy",method="POST",protocol="grpc",'
+        'route="/inference.GRPCInferenceService/ModelInfer",status="OK"} 40.0'
+    )
+    assert line in text.splitlines()
