@@ -35,6 +35,8 @@ SERVERS = {
         *("--http", "httptools", "--loop", "uvloop"),
     ],
 }
+GRPC: dict[str, str] = {}
+"""host:port of the gRPC server of each service `serving` yields (by its URL)."""
 SERVICE_ENV = {
     "LOSS_SERVICE_LOG_LEVEL": "warning",
     "LOSS_SERVICE_PROBE_PORT": "0",
@@ -95,9 +97,12 @@ def serving(
         command += ["--host", "127.0.0.1", "--workers", str(workers)]
     settings = {f"LOSS_SERVICE_{k}": v for k, v in (env or {}).items()}
     metrics = {"LOSS_SERVICE_METRICS_DIR": tempfile.mkdtemp(prefix="bench-metrics-")}
-    variables = SERVICE_ENV | metrics | settings | {"LOSS_SERVICE_WORKERS": str(workers)}
+    grpc = free_port()
+    variables = SERVICE_ENV | metrics | {"LOSS_SERVICE_GRPC_PORT": str(grpc)} | settings
+    variables["LOSS_SERVICE_WORKERS"] = str(workers)
     process = subprocess.Popen(command, env=os.environ | variables)
     url = f"http://127.0.0.1:{port}"
+    GRPC[url] = f"127.0.0.1:{variables['LOSS_SERVICE_GRPC_PORT']}"
     try:
         deadline = time.monotonic() + 60
         while True:

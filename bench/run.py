@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import idle_memory, inflation, oip, pipeline, precision, servers
+from bench import idle_memory, inflation, oip, pipeline, precision, servers, triton
 from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
@@ -27,6 +27,7 @@ SECTIONS = {
     "memory": ("idle_memory", idle_memory),
     "inflation": ("inflation", inflation),
     "servers": ("servers", servers),
+    "triton": ("triton", triton),
 }
 """Sections that measure on their own: --only name -> (the report's key, the module)."""
 QUICK_SIZES = [(32, 10), (256, 100), (1024, 1000)]
@@ -67,10 +68,11 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
         "--only",
-        choices=["all", "v2", "pipeline", "precision", "memory", "inflation", "servers"],
+        choices=["all", "v2", "pipeline", "precision", "memory", "inflation", "servers", "triton"],
         default="all",
         help="run one section alone: /v2 binary, the labeling pipeline, JSON precision, idle"
-        " memory after large requests, /healthz under inflation bombs, or the server A/B",
+        " memory after large requests, /healthz under inflation bombs, the server A/B, or"
+        " this service against a real Triton (REST and gRPC)",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES

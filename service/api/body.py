@@ -132,7 +132,8 @@ async def _read(request: Request, settings: Settings, encoding: str, declared: s
         raise _too_large(limit)
     inflate = zlib.decompressobj(ENCODINGS[encoding]) if encoding in ENCODINGS else None
     receiving: Receiving = request.app.state.receiving
-    body = bytearray()  # one buffer that grows, not a list of chunks joined into a second copy
+    expected = int(declared) if declared.isdigit() and inflate is None else None
+    body = Buffer(expected)
     try:
         with _Pace(settings) as pace:
             more = True
@@ -144,10 +145,10 @@ async def _read(request: Request, settings: Settings, encoding: str, declared: s
                 pace.received(len(chunk))
                 parts = [chunk]
                 if inflate is not None:
-                    held = len(body)
+                    held = body.filled
                     parts = await _inflate(inflate, chunk, held, limit, receiving, encoding)
                 size = sum(map(len, parts))
-                if len(body) + size > limit:
+                if body.filled + size > limit:
                     raise _too_large(limit)
                 if receiving.held + size > receiving.limit:
                     raise Unavailable(
@@ -157,12 +158,40 @@ async def _read(request: Request, settings: Settings, encoding: str, declared: s
                     )
                 receiving.held += size
                 for part in parts:
-                    body += part
+                    body.add(part)
         if inflate is not None and not inflate.eof:
             raise BadRequest(f"the body ends before its {encoding} stream does")
     finally:
-        receiving.held -= len(body)
-    return body
+        receiving.held -= body.filled
+    return body.whole()
+
+
+class Buffer:
+    """A body as it arrives, in one buffer whose capacity doubles (up to the Content-Length,
+    where it is known): each byte is copied about once as it grows. A bytearray grown chunk
+    by chunk grows by an eighth at a time, and beside other uploads in the heap each growth
+    moves it: a 16 MB body cost some 130 MB of copying, the event loop's largest cost with
+    eight clients. A list of chunks joined at the end would hold the body twice."""
+
+    def __init__(self, expected: int | None) -> None:
+        self.data = bytearray()
+        self.filled = 0
+        self.expected = expected
+
+    def add(self, part: bytes) -> None:
+        end = self.filled + len(part)
+        if end > len(self.data):
+            capacity = max(end, 2 * len(self.data))
+            if self.expected is not None and end <= self.expected:
+                capacity = min(capacity, self.expected)
+            self.data += bytes(capacity - len(self.data))
+        self.data[self.filled : end] = part
+        self.filled = end
+
+    def whole(self) -> bytearray:
+        """The body, its spare capacity let go."""
+        del self.data[self.filled :]
+        return self.data
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -8,7 +8,8 @@ false, and all one way: raw_output_contents is indexed by output, so a response 
 them either. Parameters take all five kinds of InferParameter.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -34,17 +35,93 @@ CONTENTS: Final[dict[str, tuple[str, np.dtype[Any]]]] = {
 type of its values."""
 
 
-def parse(body: bytes) -> pb.ModelInferRequest:
-    """The request's bytes as its message."""
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A ModelInferRequest: the message, and its raw_input_contents as views of its bytes."""
+
+    message: pb.ModelInferRequest
+    raw: Sequence[bytes | memoryview]
+
+
+def parse(body: bytes) -> Received:
+    """The request's bytes as its message, the raw contents left in place.
+
+    protobuf would copy each raw content twice (into the message, then out of it as bytes),
+    so the top-level fields are walked first and the raw contents' spans cut out; protobuf
+    parses the rest. A message of more than SCANNED top-level fields (raw contents are a few,
+    and the rest a few dozen) is parsed by protobuf whole, so that walking it in Python never
+    costs more than its size."""
     try:
-        return pb.ModelInferRequest.FromString(body)
+        rest, raw = _cut_raw_inputs(memoryview(body))
+        return Received(pb.ModelInferRequest.FromString(rest), raw)
+    except (_Unscanned, DecodeError):
+        pass
+    try:
+        message = pb.ModelInferRequest.FromString(body)
     except DecodeError as error:
         raise BadRequest(f"the request is not a ModelInferRequest: {error}") from None
+    return Received(message, message.raw_input_contents)
 
 
-def inference(request: pb.ModelInferRequest) -> Inference:
+RAW_INPUT: Final = pb.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].number
+SCANNED: Final = 4096
+FIXED: Final = {1: 8, 5: 4}
+"""The sizes of the fixed-width wire types: 64-bit and 32-bit."""
+
+
+class _Unscanned(Exception):
+    """The message is not walked: protobuf parses it whole (and names any fault)."""
+
+
+def _cut_raw_inputs(body: memoryview) -> tuple[bytes, list[memoryview]]:
+    """The message without its raw_input_contents, and those contents as views of `body`."""
+    rest: list[memoryview] = []
+    raw: list[memoryview] = []
+    kept = position = 0  # the rest runs from `kept` up to the field being read
+    for _ in range(SCANNED):
+        if position == len(body):
+            rest.append(body[kept:])
+            return b"".join(rest), raw
+        field = position
+        key, position = _read_varint(body, position)
+        wire = key & 7
+        if wire == 0:
+            _, after = _read_varint(body, position)
+        elif wire == 2:
+            length, position = _read_varint(body, position)
+            after = position + length
+        elif wire in FIXED:
+            after = position + FIXED[wire]
+        else:  # groups, or no wire type at all
+            raise _Unscanned
+        if after > len(body):
+            raise _Unscanned
+        if key >> 3 == RAW_INPUT and wire == 2:
+            rest.append(body[kept:field])
+            raw.append(body[position:after])
+            kept = after
+        position = after
+    raise _Unscanned
+
+
+def _read_varint(body: memoryview, position: int) -> tuple[int, int]:
+    """The varint at `position`, and the position after it."""
+    value = shift = 0
+    while shift < 64:
+        if position == len(body):
+            raise _Unscanned
+        byte = body[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+    raise _Unscanned
+
+
+def inference(received: Received) -> Inference:
     """The request as the Protocol's Inference: its inputs' data still unread."""
-    raw = request.raw_input_contents
+    request, raw = received.message, received.raw
     if raw and len(raw) != len(request.inputs):
         raise BadRequest(
             f"the request has {len(raw)} raw_input_contents for {len(request.inputs)} inputs;"
@@ -102,24 +179,47 @@ def parameters(given: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
 
 
 def response(answer: Answer) -> bytes:
-    """The Answer as a serialized ModelInferResponse: every output raw, or every one typed."""
+    """The Answer as a serialized ModelInferResponse: every output raw, or every one typed.
+
+    The raw contents are written after the rest of the message, framed as the field they
+    are: protobuf reads a repeated field's entries wherever they come, in order. So each
+    output's bytes are copied once, into the answer, where the message would have copied
+    them three times (to bytes, into the message, into its serialization)."""
     message = pb.ModelInferResponse(
         model_name=answer.model_name, model_version=answer.model_version, id=answer.id or ""
     )
     _set_parameters(message.parameters, answer.parameters)
     if len({o.binary for o in answer.outputs}) > 1:
         raise BadRequest("over gRPC the outputs go all raw or all typed; binary_data differs")
+    raw: list[bytes | memoryview] = []
     for output in answer.outputs:
         array = output.array
         tensor = message.outputs.add(name=output.name, datatype=output.datatype)
         tensor.shape.extend(array.shape)
         if output.binary:
             little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-            message.raw_output_contents.append(little.tobytes())
+            data = little.reshape(-1).data.cast("B")
+            raw += [RAW_OUTPUT_TAG, _varint(len(data)), data]
         else:
             field, _ = CONTENTS[output.datatype]
             getattr(tensor.contents, field).extend(array.reshape(-1).tolist())
-    return message.SerializeToString()
+    return b"".join([message.SerializeToString(), *raw])
+
+
+RAW_OUTPUT_TAG: Final = bytes(
+    [pb.ModelInferResponse.DESCRIPTOR.fields_by_name["raw_output_contents"].number << 3 | 2]
+)
+"""raw_output_contents' key: its field number, and wire type 2 (length-delimited)."""
+
+
+def _varint(value: int) -> bytes:
+    """A protobuf base-128 varint: seven bits a byte, least significant first."""
+    found = bytearray()
+    while value > 0x7F:
+        found.append(value & 0x7F | 0x80)
+        value >>= 7
+    found.append(value)
+    return bytes(found)
 
 
 def _set_parameters(target: Any, values: Parameters) -> None:

@@ -36,6 +36,7 @@ async def start(
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", MOST),
             ("grpc.so_reuseport", int(settings.workers > 1)),
+            ("grpc.http2.max_frame_size", 16_777_215),
         ]
     )
     server.add_generic_rpc_handlers((inference.handler(),))

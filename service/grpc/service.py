@@ -127,17 +127,17 @@ class Inference:
 
     async def model_infer(self, body: bytes, context: Context, call: Call) -> bytes:
         left = _left(context)
-        message = await self.plane.place(
+        received = await self.plane.place(
             lambda: messages.parse(body), inline=len(body) <= INLINE_BYTES, left=left
         )
-        call.model = message.model_name
-        kind, spec = lookup(message.model_name, message.model_version)
-        exchange = Exchange(kind, spec, message.model_name, binary=True)
+        name = call.model = received.message.model_name
+        kind, spec = lookup(name, received.message.model_version)
+        exchange = Exchange(kind, spec, name, binary=True)
         max_elements = self.settings.max_elements
         return await self.plane.run(
             kind,
             spec,
-            lambda: exchange.decode(messages.inference(message), max_elements),
+            lambda: exchange.decode(messages.inference(received), max_elements),
             lambda request, result: messages.response(exchange.encode(result)),
             size=len(body),
             left=left,
