@@ -52,6 +52,11 @@ def nonfinite(name: str, array: np.ndarray) -> str | None:
     """A warning naming how many values of `array` are NaN or infinite, or None if none are."""
     if array.ndim == 0 and math.isfinite(array):  # a loss: 0.3 us, where numpy's took 2.5
         return None
+    # A finite sum means every value is finite (NaN and infinity propagate): one pass without
+    # a temporary; only a sum that is not (or overflows) counts the values.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(array.sum()):
+            return None
     bad = array.size - int(np.count_nonzero(np.isfinite(array)))
     if not bad:
         return None
