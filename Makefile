@@ -37,8 +37,7 @@ test: lint
 # and the parity properties.
 fuzz: $(VENV)/.tests
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
-		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/e2e/test_fuzz_grpc.py \
-		tests/api/test_requests.py tests/losses
+		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/e2e/test_fuzz_grpc.py tests/losses
 
 lint: $(VENV)/.tests
 	$(BIN)/ruff check .

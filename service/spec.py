@@ -88,8 +88,6 @@ class LossOptions(Options):
     """Also return the gradient of the loss (of its sum for reduction none) per prediction."""
 
 
-PARSED_KEPT = 1024
-"""How many sets of parameter values each function keeps parsed."""
 WORK_SECONDS = 2.0
 WORK_BYTES = float(1 << 30)
 NS_PER_ELEMENT = 5.0
@@ -210,35 +208,8 @@ class Spec:
             for model in (self.params, self.options)
         )
 
-    @cached_property
-    def _parsed(self) -> dict[tuple[Any, ...], tuple[Any, Any]]:
-        """parse_options' results by their values: names, types (True == 1) and values, a
-        float by its bits (-0.0 == 0.0)."""
-        return {}
-
     def parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
-        """The scalar fields as (params, options); one Invalid listing every bad field.
-
-        The models are frozen, so the results of values seen before are shared: a pipeline
-        sends the same parameters again and again, and pydantic took 6 us to validate them.
-        """
-        key = tuple(
-            (name, type(value), value.hex() if type(value) is float else value)
-            for name, value in values.items()
-        )
-        try:
-            return self._parsed[key]
-        except KeyError:
-            pass
-        except TypeError:  # a list (label_quality's scores): not hashable, not kept
-            return self._parse_options(values)
-        parsed = self._parse_options(values)
-        if len(self._parsed) >= PARSED_KEPT:
-            self._parsed.clear()
-        self._parsed[key] = parsed
-        return parsed
-
-    def _parse_options(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
+        """The scalar fields as (params, options); one Invalid listing every bad field."""
         errors: list[Any] = []
         results = []
         for model, names, defaults in self._scalar_models:

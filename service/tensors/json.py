@@ -13,7 +13,7 @@ slowly, as Python lists, to name the first bad index and the rule.
 import re
 import threading
 from collections.abc import Generator, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import simdjson
 
-from service.errors import BadRequest, Invalid, PayloadTooLarge, ServiceError
+from service.errors import BadRequest, Invalid, PayloadTooLarge
 from service.tensors.fields import Span, plain
 from service.tensors.torch import beyond_float32
 from service.types import MAX_RANK, ElementKind, Loc
@@ -36,7 +36,6 @@ Piece = bytes | memoryview
 _FLOAT_MARKS = tuple(re.compile(re.escape(mark)) for mark in (b".", b"e", b"E"))
 """A fraction or an exponent: a literal is searched 12 times faster than a class ([.eE])."""
 _OPENING = re.compile(rb"\s*((?:\[\s*)*)")
-_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 
 
 @dataclass(slots=True)
@@ -94,30 +93,6 @@ class TensorReader:
                     index, f"{_where(index)} = {_show(element)} is not true or false", "not_a_bool"
                 )
         return np.array(value, dtype=np.bool_).reshape(-1)
-
-    def parsed(self, array: Any, name: str, kind: ElementKind) -> tuple[np.ndarray, int] | None:
-        """A tensor simdjson parsed with its whole body, and how many arrays its rows' checks
-        counted (the caller counts the body's `[` against them all); None where `read`, on
-        the tensor's text, must decide: any fault, an empty tensor, a first element that is
-        an integer among floats, an integer beyond int64.
-
-        Where `read` would take an "int or float" tensor as integers (none of its numbers is
-        written with `.`, `e` or `E`), its first number is an integer and all fit int64.
-        """
-        if not isinstance(array, simdjson.Array):
-            return None
-        shape = _shape(array)
-        if len(shape) > MAX_RANK or 0 in shape:
-            return None
-        try:
-            arrays = _check_rows(array, shape)
-            integer = kind == "int" or (kind != "float" and type(_first(array)) is int)
-            values = _numbers(array, integer).reshape(shape)
-            self.budget.count(prod(shape))
-            cast = _cast(values, np.dtype(np.int64) if integer else self.float_dtype, name, 0)
-        except (TypeError, ValueError, ServiceError):  # simdjson's, or a rule: read names it
-            return None
-        return cast, arrays
 
     def _quickly(
         self, span: memoryview, rank: int, name: str, kind: ElementKind, dtype: np.dtype[Any]
@@ -228,23 +203,6 @@ def _parser() -> simdjson.Parser:
     return parser
 
 
-@contextmanager
-def parsed_whole(body: bytes | bytearray) -> Iterator[simdjson.Object | None]:
-    """The body as simdjson's document while the block runs, or None where it is no JSON
-    object simdjson reads; the block must keep nothing of it, so that this thread's parser is
-    free again after."""
-    document = None
-    try:
-        if not body.startswith(_BYTE_ORDER_MARK):  # which simdjson skips and msgspec refuses
-            document = _parser().parse(body)
-    except (ValueError, RuntimeError):  # simdjson's: syntax, encoding, an integer beyond 64 bits
-        pass
-    try:
-        yield document if isinstance(document, simdjson.Object) else None
-    finally:
-        del document
-
-
 def _leading_brackets(span: memoryview) -> int:
     """The rank the first elements suggest: how many `[` open the value."""
     match = _OPENING.match(span)
@@ -317,13 +275,6 @@ def _numbers(array: simdjson.Array, integer: bool) -> np.ndarray:
     numpy buffer."""
     buffer = array.as_buffer(of_type="i" if integer else "d")
     return np.frombuffer(buffer, dtype="<i8" if integer else "<f8")
-
-
-def _first(value: Any) -> Any:
-    """The first number of nested arrays that hold one (no dimension is empty)."""
-    while isinstance(value, simdjson.Array):
-        value = value[0]
-    return value
 
 
 def _shape(value: Any) -> tuple[int, ...]:
