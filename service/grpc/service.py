@@ -150,7 +150,7 @@ class Inference:
         guarded = name not in OPEN
 
         async def observed(request: Any, context: Context) -> Any:
-            start, call = time.perf_counter(), Call()
+            start, call, answer = time.perf_counter(), Call(), None
             given = dict(context.invocation_metadata() or ())
             request_id = given.get("x-request-id")
             if not (isinstance(request_id, str) and REQUEST_ID.fullmatch(request_id)):
@@ -185,10 +185,17 @@ class Inference:
                 loss = call.model if call.model in MODELS else ""
                 labels = ("grpc", "POST", route, loss, code.name)
                 self.metrics.record(labels, seconds)
-                size = len(request) if isinstance(request, bytes) else request.ByteSize()
-                log(request_id, "POST", labels, seconds, size, 0, self.settings.log_format)
+                sizes = (_size(request), _size(answer))
+                log(request_id, "POST", labels, seconds, *sizes, self.settings.log_format)
 
         return observed
+
+
+def _size(message: Any) -> int:
+    """A message's bytes on the wire (0 for none)."""
+    if message is None:
+        return 0
+    return len(message) if isinstance(message, bytes) else int(message.ByteSize())
 
 
 def _serialize(message: Any) -> bytes:

@@ -7,6 +7,8 @@ Requests a client would refuse to build are sent through tritonclient's generate
 """
 
 import gzip
+import json
+import logging
 import signal
 import subprocess
 import sys
@@ -33,7 +35,7 @@ from tritonclient.grpc import service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from service import __version__
-from tests.e2e.conftest import GRPC, launch, serving, wait_ready
+from tests.e2e.conftest import GRPC, free_port, launch, running, serving, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -495,22 +497,33 @@ def test_reflection_lists_and_describes_the_services(address: str) -> None:
         assert "InferParameter" in [m.name for m in found.message_type]
 
 
-def test_metrics_and_the_access_log_name_the_protocol(tmp_path: Path) -> None:
-    server = launch(log_level="info")
-    try:
-        wait_ready(server.process, server.url)
-        x, target = logits(4, 3)
-        with triton_grpc.InferenceServerClient(server.grpc) as client:
-            client.infer("cross_entropy", ce_inputs(x, target), headers={"x-request-id": "abc.1"})
+def test_metrics_and_the_access_log_name_the_protocol(caplog: pytest.LogCaptureFixture) -> None:
+    x, target = logits(4, 3)
+    with (
+        running(grpc_port=free_port()) as server,
+        caplog.at_level(logging.INFO, "loss_service.access"),
+        triton_grpc.InferenceServerClient(f"127.0.0.1:{server.settings.grpc_port}") as client,
+    ):
+        result = client.infer(
+            "cross_entropy", ce_inputs(x, target), headers={"x-request-id": "abc.1"}
+        )
         text = httpx2.get(f"{server.url}/metrics").text
-    finally:
-        server.process.terminate()
-        server.process.wait(15)
+    assert result.get_response().id == ""
     line = (
         'loss_service_requests_total{loss="cross_entropy",method="POST",protocol="grpc",'
         'route="/inference.GRPCInferenceService/ModelInfer",status="OK"} 1.0'
     )
     assert line in text.splitlines()
+    logged = [json.loads(r.getMessage()) for r in caplog.records if "grpc" in r.getMessage()]
+    (access,) = [entry for entry in logged if entry["route"].endswith("ModelInfer")]
+    assert {k: access[k] for k in ("request_id", "protocol", "method", "loss", "status")} == {
+        "request_id": "abc.1",
+        "protocol": "grpc",
+        "method": "POST",
+        "loss": "cross_entropy",
+        "status": "OK",
+    }
+    assert access["bytes_in"] > x.nbytes and access["bytes_out"] > 0
 
 
 def test_stubs_are_as_the_proto_makes_them(tmp_path: Path) -> None:
