@@ -1,10 +1,12 @@
 """One loss computation through each way in: /v1 JSON, and /v2 through tritonclient with
 binary or JSON tensors. Each answers with the fields a /v1 body has, read off its own wire."""
 
+import asyncio
 from typing import Any, Protocol
 
 import numpy as np
 import tritonclient.grpc as triton_grpc
+import tritonclient.grpc.aio as triton_grpc_aio
 import tritonclient.http as triton
 from fastapi.testclient import TestClient
 
@@ -99,10 +101,10 @@ class Triton:
 
 
 class TritonGrpc:
-    """/v2 over gRPC through tritonclient.grpc: raw tensors in and out."""
+    """/v2 over gRPC through tritonclient.grpc, sync or aio: raw tensors in and out."""
 
-    def __init__(self, address: str) -> None:
-        self.client = triton_grpc.InferenceServerClient(address)
+    def __init__(self, address: str, aio: bool = False) -> None:
+        self.address, self.aio = address, aio
 
     def compute(
         self,
@@ -119,12 +121,19 @@ class TritonGrpc:
             found = triton_grpc.InferInput(tensor_name, list(array.shape), DATATYPE[array.dtype])
             found.set_data_from_numpy(array)
             given.append(found)
-        result = self.client.infer(
-            name,
-            given,
-            outputs=[triton_grpc.InferRequestedOutput(o) for o in wanted],
-            parameters=params | options,
-        )
+        outputs = [triton_grpc.InferRequestedOutput(o) for o in wanted]
+        if self.aio:
+
+            async def infer() -> Any:
+                async with triton_grpc_aio.InferenceServerClient(self.address) as client:
+                    return await client.infer(
+                        name, given, outputs=outputs, parameters=params | options
+                    )
+
+            result = asyncio.run(infer())
+        else:
+            with triton_grpc.InferenceServerClient(self.address) as client:
+                result = client.infer(name, given, outputs=outputs, parameters=params | options)
         response = result.get_response(as_json=True)
         (loss,) = [o for o in response["outputs"] if o["name"] == "loss"]
         body: dict[str, Any] = {

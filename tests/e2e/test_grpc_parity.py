@@ -6,7 +6,7 @@ function's tensors and parameters of every kind cross gRPC intact.
 """
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -186,11 +186,9 @@ def test_the_table_has_every_model() -> None:
     assert {name for name, *_ in LOSSES} | set(ACTIVATIONS) | {"label_quality"} == set(MODELS)
 
 
-@pytest.fixture(scope="module")
-def grpc_server(server: str) -> Iterator[TritonGrpc]:
-    transport = TritonGrpc(GRPC[server])
-    yield transport
-    transport.client.close()
+@pytest.fixture(scope="module", params=["sync", "aio"])
+def grpc_server(server: str, request: pytest.FixtureRequest) -> TritonGrpc:
+    return TritonGrpc(GRPC[server], aio=request.param == "aio")
 
 
 @pytest.mark.parametrize(("name", "fn", "tensors", "params"), LOSSES, ids=[c[0] for c in LOSSES])
@@ -215,7 +213,8 @@ def grpc_input(name: str, array: np.ndarray) -> triton_grpc.InferInput:
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))
-def test_every_activation_through_the_aio_client(server: str, name: str) -> None:
+def test_every_activation(server: str, name: str) -> None:
+    """Through the aio client (the losses go through both, label quality through sync)."""
     x = normal(N, C)
 
     async def infer() -> np.ndarray:
