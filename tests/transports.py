@@ -58,13 +58,13 @@ def inputs(tensors: dict[str, np.ndarray], dtype: str, binary: bool) -> list[tri
     return found
 
 
-def as_v1(result: triton.InferResult, grads: list[str]) -> dict[str, Any]:
-    """An inference result as the fields of a /v1 body."""
-    response = result.get_response()
+def as_v1(result: Any, grads: list[str], response: dict[str, Any]) -> dict[str, Any]:
+    """An inference result, and its response as JSON with plain parameters, as the fields of a
+    /v1 body."""
     (loss,) = [o for o in response["outputs"] if o["name"] == "loss"]
     body: dict[str, Any] = {
         "loss": result.as_numpy("loss"),
-        "shape": loss["shape"],
+        "shape": [int(d) for d in loss.get("shape", [])],
         "dtype": DTYPES[loss["datatype"]],
         "device": response["parameters"]["device"],
     }
@@ -97,7 +97,7 @@ class Triton:
             outputs=[triton.InferRequestedOutput(o, binary_data=self.binary) for o in wanted],
             parameters=params | options,
         )
-        return as_v1(result, grads)
+        return as_v1(result, grads, result.get_response())
 
 
 class TritonGrpc:
@@ -135,19 +135,9 @@ class TritonGrpc:
             with triton_grpc.InferenceServerClient(self.address) as client:
                 result = client.infer(name, given, outputs=outputs, parameters=params | options)
         response = result.get_response(as_json=True)
-        (loss,) = [o for o in response["outputs"] if o["name"] == "loss"]
-        body: dict[str, Any] = {
-            "loss": result.as_numpy("loss"),
-            "shape": [int(d) for d in loss.get("shape", [])],
-            "dtype": DTYPES[loss["datatype"]],
-            "device": response["parameters"]["device"]["string_param"],
-        }
-        if grads:
-            body["grad"] = {name: result.as_numpy(f"grad_{name}") for name in grads}
-        for key, kind in (("divisor", "double_param"), ("warnings", "string_param")):
-            if key in response["parameters"]:
-                body[key] = response["parameters"][key][kind]
-        return body
+        parameters = response["parameters"]  # each {"string_param": ...}: the value alone
+        response["parameters"] = {k: next(iter(v.values())) for k, v in parameters.items()}
+        return as_v1(result, grads, response)
 
 
 DATATYPE = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64"}
