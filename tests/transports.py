@@ -58,6 +58,12 @@ def inputs(tensors: dict[str, np.ndarray], dtype: str, binary: bool) -> list[tri
     return found
 
 
+def outputs_of(name: str, options: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The tensors whose gradients a request asks for, and the outputs it wants."""
+    grads = [t.name for t in REGISTRY[name].tensors if t.grad] if options["grad"] else []
+    return grads, ["loss", *(f"grad_{g}" for g in grads)]
+
+
 def as_v1(result: Any, grads: list[str], response: dict[str, Any]) -> dict[str, Any]:
     """An inference result, and its response as JSON with plain parameters, as the fields of a
     /v1 body."""
@@ -89,8 +95,7 @@ class Triton:
         params: dict[str, Any],
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        grads = [t.name for t in REGISTRY[name].tensors if t.grad] if options["grad"] else []
-        wanted = ["loss", *(f"grad_{g}" for g in grads)]
+        grads, wanted = outputs_of(name, options)
         result = self.client.infer(
             name,
             inputs(tensors, options["dtype"], self.binary),
@@ -113,8 +118,7 @@ class TritonGrpc:
         params: dict[str, Any],
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        grads = [t.name for t in REGISTRY[name].tensors if t.grad] if options["grad"] else []
-        wanted = ["loss", *(f"grad_{g}" for g in grads)]
+        grads, wanted = outputs_of(name, options)
         given = []
         for tensor_name, value in tensors.items():
             array = typed(np.asarray(value), options["dtype"])
