@@ -19,7 +19,7 @@ from service.auth import Keys
 from service.config import Settings
 from service.dataplane import DataPlane
 from service.grpc.pool import POOL
-from service.grpc.service import SERVICE, Health, Inference
+from service.grpc.service import SERVICE, Health, Inference, KeyCheck
 from service.metrics import Metrics
 
 MOST = 2**31 - 1
@@ -32,12 +32,13 @@ async def start(
     """The server, started on settings.grpc_port of settings.host."""
     inference = Inference(plane, settings, keys, metrics)
     server = grpc.aio.server(
+        interceptors=[KeyCheck(inference)],
         options=[
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", MOST),
             ("grpc.so_reuseport", int(settings.workers > 1)),
             ("grpc.http2.max_frame_size", 16_777_215),
-        ]
+        ],
     )
     server.add_generic_rpc_handlers((inference.handler(),))
     health_pb2_grpc.add_HealthServicer_to_server(Health(inference), server)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service import __version__
@@ -72,6 +73,18 @@ class Inference:
 
     def __init__(self, plane: DataPlane, settings: Settings, keys: Keys, metrics: Metrics) -> None:
         self.plane, self.settings, self.keys, self.metrics = plane, settings, keys, metrics
+
+    def refused(self, name: str, refusal: ServiceError) -> "grpc.RpcMethodHandler[Any, Any]":
+        """A handler that answers `refusal` without reading the request: one that takes a
+        stream, which it never reads (the wire is the same for a unary call), so that a large
+        message is refused as soon as its metadata arrives."""
+
+        async def refuse(requests: Any, context: Context, call: Call) -> None:
+            raise refusal
+
+        return grpc.stream_unary_rpc_method_handler(
+            self._observed(name, refuse), response_serializer=_serialize
+        )
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's methods: ModelInfer takes and gives bytes (it parses and serializes
@@ -147,7 +160,6 @@ class Inference:
         """`call` with a key checked, an id, its metrics and access line, and errors as
         statuses."""
         route = f"/{SERVICE}/{name}"
-        guarded = name not in OPEN
 
         async def observed(request: Any, context: Context) -> Any:
             start, call, answer = time.perf_counter(), Call(), None
@@ -158,12 +170,6 @@ class Inference:
             trailing: list[tuple[str, str]] = [("x-request-id", request_id)]
             code = grpc.StatusCode.OK
             try:
-                if guarded:
-                    authorization = given.get("authorization")
-                    header = authorization.encode() if isinstance(authorization, str) else None
-                    refusal = self.keys.refusal(header)
-                    if refusal is not None:
-                        raise refusal
                 answer = await method(request, context, call)
                 context.set_trailing_metadata(trailing)
                 return answer
@@ -192,10 +198,10 @@ class Inference:
 
 
 def _size(message: Any) -> int:
-    """A message's bytes on the wire (0 for none)."""
-    if message is None:
-        return 0
-    return len(message) if isinstance(message, bytes) else int(message.ByteSize())
+    """A message's bytes on the wire (0 for none, or for a stream never read)."""
+    if isinstance(message, bytes):
+        return len(message)
+    return int(message.ByteSize()) if isinstance(message, Message) else 0
 
 
 def _serialize(message: Any) -> bytes:
@@ -214,6 +220,32 @@ def _left(context: Context) -> Callable[[], Awaitable[None]]:
         await done.wait()
 
     return left
+
+
+class KeyCheck(grpc.aio.ServerInterceptor):
+    """API keys, checked on the call's metadata before its message is read: a call of the
+    inference service without a key it knows is UNAUTHENTICATED at once, however large its
+    message (ServerLive, ServerReady, health and reflection stay open)."""
+
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable["grpc.RpcMethodHandler[Any, Any] | None"]
+        ],
+        details: grpc.HandlerCallDetails,
+    ) -> "grpc.RpcMethodHandler[Any, Any] | None":
+        service, _, name = details.method.removeprefix("/").partition("/")
+        if service == SERVICE and name not in OPEN and self.inference.keys.required:
+            given = dict(details.invocation_metadata or ())
+            authorization = given.get("authorization")
+            header = authorization.encode() if isinstance(authorization, str) else None
+            refusal = self.inference.keys.refusal(header)
+            if refusal is not None:
+                return self.inference.refused(name, refusal)
+        return await continuation(details)
 
 
 class Health(health_pb2_grpc.HealthServicer):

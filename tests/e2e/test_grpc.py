@@ -588,3 +588,25 @@ def test_two_workers_share_the_grpc_port() -> None:
         'route="/inference.GRPCInferenceService/ModelInfer",status="OK"} 40.0'
     )
     assert line in text.splitlines()
+
+
+def test_a_large_message_without_a_key_is_refused_unread(caplog: pytest.LogCaptureFixture) -> None:
+    """The key is checked on the metadata, before the message is read: a 24 MB message
+    without one is UNAUTHENTICATED, and the access line shows no byte of it read."""
+    x, target = logits(6000, 1000)
+    with (
+        running(grpc_port=free_port(), api_keys="k") as server,
+        caplog.at_level(logging.INFO, "loss_service.access"),
+        triton_grpc.InferenceServerClient(f"127.0.0.1:{server.settings.grpc_port}") as client,
+    ):
+        with pytest.raises(InferenceServerException) as raised:
+            client.infer("cross_entropy", ce_inputs(x, target))
+        assert raised.value.status() == "StatusCode.UNAUTHENTICATED"
+        result = client.infer(
+            "cross_entropy", ce_inputs(x, target), headers={"authorization": "Bearer k"}
+        )
+        assert result.as_numpy("loss").shape == ()
+    logged = [json.loads(r.getMessage()) for r in caplog.records]
+    refused, answered = [e for e in logged if e["route"].endswith("/ModelInfer")]
+    assert (refused["status"], refused["bytes_in"]) == ("UNAUTHENTICATED", 0)
+    assert (answered["status"], answered["bytes_in"] > x.nbytes) == ("OK", True)
