@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     is dropped and the connection closed."""
     shutdown_timeout: Annotated[int, Field(ge=1)] = 20
     """Seconds SIGTERM waits for requests in flight: keep it under the pod's
-    terminationGracePeriodSeconds (30 in deploy/k8s)."""
+    terminationGracePeriodSeconds (45 in deploy/k8s): HTTP drains first, then gRPC, each for up to
+    this long."""
     unready_after: Annotated[float, Field(gt=0)] = 10.0
     """Seconds every computation slot may stay busy before readiness answers 503, so that a
     load balancer sends new work elsewhere; liveness stays 200."""
