@@ -40,16 +40,16 @@ class Keys:
     def required(self) -> bool:
         return bool(self._keys)
 
-    def refusal(self, header: bytes | None) -> Unauthorized | None:
+    def refusal(
+        self, header: bytes | None, send: str = "Authorization: Bearer KEY"
+    ) -> Unauthorized | None:
         """Why a request with this Authorization header (or metadata) is refused: None where
-        it may go on."""
+        it may go on. `send` says how to send a key, in the refusal of a request without."""
         if not self.required:
             return None
         challenge = {"WWW-Authenticate": "Bearer"}
         if header is None:
-            return Unauthorized(
-                "an API key is required: send Authorization: Bearer KEY", headers=challenge
-            )
+            return Unauthorized(f"an API key is required: send {send}", headers=challenge)
         scheme, _, key = header.partition(b" ")
         if scheme.lower() != b"bearer" or not self.accepts(key.strip()):
             challenge["WWW-Authenticate"] = 'Bearer error="invalid_token"'

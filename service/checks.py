@@ -58,13 +58,15 @@ def probabilities(name: str, array: np.ndarray) -> None:
 
 
 def integers(name: str, array: np.ndarray, what: str) -> None:
-    """JSON integers only: a float array means some number was written as 2.0 or 2e0."""
+    """Integers only: a float array means numbers written as 2.0 or 2e0 in JSON, or a float
+    datatype on /v2 and gRPC."""
     if array.dtype.kind == "i":
         return
     reject_first(name, array, array != np.trunc(array), f"is not an integer {what}", "integer")
     raise Invalid.at(
         (name,),
-        f"{name} holds numbers written as floats (such as 2.0); each {what} must be a JSON integer",
+        f"{name} holds floats (such as 2.0); each {what} must be an integer: in JSON without a"
+        " fraction or an exponent, on /v2 and gRPC with an integer datatype (INT64, INT32, ...)",
         "integer",
     )
 

@@ -188,8 +188,8 @@ def _format(line: dict[str, Any], log_format: str) -> str:
         return json.dumps(line)
     return (
         f"{line['method']} {line['route']} {line['status']} {line['duration_ms']} ms"
-        f" in={line['bytes_in']} out={line['bytes_out']} id={line['request_id']}"
-        + (f" loss={line['loss']}" if line["loss"] else "")
+        f" in={line['bytes_in']} out={line['bytes_out']} protocol={line['protocol']}"
+        f" id={line['request_id']}" + (f" loss={line['loss']}" if line["loss"] else "")
     )
 
 

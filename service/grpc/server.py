@@ -26,9 +26,20 @@ MOST = 2**31 - 1
 """gRPC's largest message (its limits are int32), tritonclient's own limit."""
 
 
-async def start(
-    plane: DataPlane, settings: Settings, keys: Keys, metrics: Metrics
-) -> grpc.aio.Server:
+class GrpcServer:
+    """The started server, and its health service, which ends every Watch when it stops."""
+
+    def __init__(self, server: grpc.aio.Server, health: Health) -> None:
+        self.server, self.health = server, health
+
+    async def stop(self, grace: float) -> None:
+        """Stops taking calls, ends the health service's Watch streams, and waits up to
+        `grace` seconds for the calls in flight."""
+        self.health.stopping.set()
+        await self.server.stop(grace)
+
+
+async def start(plane: DataPlane, settings: Settings, keys: Keys, metrics: Metrics) -> GrpcServer:
     """The server, started on settings.grpc_port of settings.host."""
     inference = Inference(plane, settings, keys, metrics)
     server = grpc.aio.server(
@@ -40,11 +51,12 @@ async def start(
             ("grpc.http2.max_frame_size", 16_777_215),
         ],
     )
+    health = Health(inference)
     server.add_generic_rpc_handlers((inference.handler(),))
-    health_pb2_grpc.add_HealthServicer_to_server(Health(inference), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = (SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
     reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server, pool=POOL)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     server.add_insecure_port(f"{host}:{settings.grpc_port}")
     await server.start()
-    return server
+    return GrpcServer(server, health)

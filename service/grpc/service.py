@@ -12,6 +12,7 @@ in a slot.
 """
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -49,6 +50,7 @@ CODES: Final = {
 PUSHBACK_MS: Final = "1000"
 """grpc-retry-pushback-ms on UNAVAILABLE (gRFC A6): when to retry, as REST's Retry-After: 1."""
 OPEN: Final = frozenset({"ServerLive", "ServerReady"})
+SEND_KEY: Final = "authorization: Bearer KEY metadata (its name in lowercase, as gRPC requires)"
 """Calls that never need a key, as /v2/health/ on REST."""
 log_errors = logging.getLogger("loss_service.error")
 
@@ -177,7 +179,7 @@ class Inference:
                 code = CODES.get(error.status, grpc.StatusCode.INTERNAL)
                 if code == grpc.StatusCode.UNAVAILABLE:
                     trailing.append(("grpc-retry-pushback-ms", PUSHBACK_MS))
-                await context.abort(code, error.detail, tuple(trailing))
+                await context.abort(code, _clip(error.detail), tuple(trailing))
             except (Gone, asyncio.CancelledError):  # the client went away
                 code = grpc.StatusCode.CANCELLED
                 raise asyncio.CancelledError from None
@@ -195,6 +197,15 @@ class Inference:
                 log(request_id, "POST", labels, seconds, *sizes, self.settings.log_format)
 
         return observed
+
+
+MOST_DETAIL: Final = 4096
+"""The most characters of a refusal's words: they travel in a trailer, and clients take 16 KiB
+of metadata at most; a detail that names a client's 20 KB model name would not arrive."""
+
+
+def _clip(detail: str) -> str:
+    return detail if len(detail) <= MOST_DETAIL else detail[: MOST_DETAIL - 3] + "..."
 
 
 def _size(message: Any) -> int:
@@ -242,7 +253,7 @@ class KeyCheck(grpc.aio.ServerInterceptor):
             given = dict(details.invocation_metadata or ())
             authorization = given.get("authorization")
             header = authorization.encode() if isinstance(authorization, str) else None
-            refusal = self.inference.keys.refusal(header)
+            refusal = self.inference.keys.refusal(header, SEND_KEY)
             if refusal is not None:
                 return self.inference.refused(name, refusal)
         return await continuation(details)
@@ -250,17 +261,20 @@ class KeyCheck(grpc.aio.ServerInterceptor):
 
 class Health(health_pb2_grpc.HealthServicer):
     """grpc.health.v1.Health for the server ("") and the inference service: SERVING while the
-    server is ready (as /readyz), NOT_SERVING while every slot has stayed busy."""
+    server is ready (as /readyz), NOT_SERVING while every slot has stayed busy, and from the
+    moment the server begins to stop, when every Watch ends (an open one would hold the stop
+    up for its whole grace period)."""
 
     NAMES: Final = ("", SERVICE)
 
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
+        self.stopping = asyncio.Event()
 
     def _status(self, service: str) -> Any:
         if service not in self.NAMES:
             return None
-        ready = self.inference.ready()
+        ready = self.inference.ready() and not self.stopping.is_set()
         return health_pb2.HealthCheckResponse.SERVING if ready else _NOT_SERVING
 
     async def Check(
@@ -274,7 +288,8 @@ class Health(health_pb2_grpc.HealthServicer):
     async def Watch(
         self, request: health_pb2.HealthCheckRequest, context: Any
     ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
-        """The status now, then each change (looked at every second)."""
+        """The status now, then each change (looked at every WATCH_SECONDS), until the server
+        stops: NOT_SERVING, then the end of the stream."""
         last = None
         while True:
             status = self._status(request.service)
@@ -283,7 +298,11 @@ class Health(health_pb2_grpc.HealthServicer):
             if status != last:
                 yield health_pb2.HealthCheckResponse(status=status)
                 last = status
-            await asyncio.sleep(1)
+            if self.stopping.is_set():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), WATCH_SECONDS)
 
 
+WATCH_SECONDS: Final = 1.0
 _NOT_SERVING: Final = health_pb2.HealthCheckResponse.NOT_SERVING

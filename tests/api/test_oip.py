@@ -413,8 +413,9 @@ SIX = np.arange(6, dtype=np.float32).tobytes()
         (
             raw({"inputs": [FP32_2x3 | {"data": [1] * 6}, TARGET | {"datatype": "FP32"}]}),
             422,
-            "target holds numbers written as floats (such as 2.0); each class index must be a"
-            " JSON integer",
+            "target holds floats (such as 2.0); each class index must be an integer: in JSON"
+            " without a fraction or an exponent, on /v2 and gRPC with an integer datatype (INT64,"
+            " INT32, ...)",
         ),
         (
             raw({"inputs": [TARGET | {"name": "targets"}]}),

@@ -31,7 +31,7 @@ RULES: list[tuple[str, dict[str, Any], str, list[Any], str]] = [
     (CE, {"input": [[1, {"a": 1}]], "target": [0]}, "not_a_number", ["body", "input", 0, 1], "input[0, 1] = an object"),
     (CE, {"input": [[[[[[[[[1]]]]]]]]], "target": [0]}, "too_deep", ["body", "input"], "input has more than 8"),
     (CE, {"input": 1.0, "target": 0}, "rank", ["body", "input"], "input has 0 dimensions"),
-    (CE, {"input": LOGITS, "target": [2.0, 1]}, "integer", ["body", "target"], "target holds numbers written as floats"),
+    (CE, {"input": LOGITS, "target": [2.0, 1]}, "integer", ["body", "target"], "target holds floats (such as 2.0)"),
     (CE, {"input": LOGITS, "target": [1.5, 1]}, "integer", ["body", "target", 0], "target[0] = 1.5 is not an integer"),
     (CE, {"input": LOGITS, "target": [0, 7]}, "class_index_out_of_range", ["body", "target", 1], "target[1] = 7 is not a class index in [0, 3) and is not ignore_index (-100)"),
     (CE, {"input": LOGITS, "target": [0, -1]}, "class_index_out_of_range", ["body", "target", 1], "target[1] = -1"),

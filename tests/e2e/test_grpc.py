@@ -296,6 +296,15 @@ def test_unknown_model_and_version_are_not_found(stub: Any) -> None:
     )
 
 
+def test_a_refusal_naming_a_huge_name_is_clipped_to_arrive(stub: Any) -> None:
+    """Its words travel in a trailer, which clients take up to 16 KiB of."""
+    name = "m" * 20_000
+    error = refusal(lambda: stub.ModelMetadata(tpb.ModelMetadataRequest(name=name)))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details().startswith("unknown model 'mmm") and error.details().endswith("...")
+    assert len(error.details()) == 4096
+
+
 def test_bytes_that_are_not_a_message_are_invalid_argument(address: str) -> None:
     with grpc.insecure_channel(address) as channel:
         infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
@@ -388,7 +397,11 @@ def test_keys_from_metadata() -> None:
     with serving(api_keys="k1,k2") as url, triton_grpc.InferenceServerClient(GRPC[url]) as client:
         assert client.is_server_live() and client.is_server_ready()  # open, as on REST
         for headers, detail in [
-            (None, "an API key is required: send Authorization: Bearer KEY"),
+            (
+                None,
+                "an API key is required: send authorization: Bearer KEY metadata (its name in"
+                " lowercase, as gRPC requires)",
+            ),
             ({"authorization": "Bearer k3"}, "the API key is not valid"),
             ({"authorization": "Basic k1"}, "the API key is not valid"),
         ]:
@@ -610,3 +623,21 @@ def test_a_large_message_without_a_key_is_refused_unread(caplog: pytest.LogCaptu
     refused, answered = [e for e in logged if e["route"].endswith("/ModelInfer")]
     assert (refused["status"], refused["bytes_in"]) == ("UNAUTHENTICATED", 0)
     assert (answered["status"], answered["bytes_in"] > x.nbytes) == ("OK", True)
+
+
+def test_sigterm_ends_an_open_watch_with_not_serving() -> None:
+    """An open Watch would hold the stop up for its whole grace period: stopping ends it, after
+    NOT_SERVING, with OK (not the UNAVAILABLE gRPC gives calls cut at the end of the grace)."""
+    server = launch()
+    try:
+        wait_ready(server.process, server.url)
+        with grpc.insecure_channel(server.grpc) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest())
+            assert next(watch).status == SERVING
+            server.process.send_signal(signal.SIGTERM)
+            assert [answer.status for answer in watch] == [
+                health_pb2.HealthCheckResponse.NOT_SERVING
+            ]
+            assert watch.code() == grpc.StatusCode.OK
+    finally:
+        assert server.process.wait(30) == 0
