@@ -51,8 +51,9 @@ class LabelQualityParams(Params):
     @field_validator("scores", mode="before")
     @classmethod
     def _split(cls, scores: Any) -> Any:
-        """/v2 parameters are strings, numbers or booleans: "entropy,cross_entropy"."""
-        return scores.split(",") if isinstance(scores, str) else scores
+        """/v2 parameters are strings, numbers or booleans: "entropy,cross_entropy" (spaces
+        around a comma allowed)."""
+        return [name.strip() for name in scores.split(",")] if isinstance(scores, str) else scores
 
     @field_validator("scores")
     @classmethod

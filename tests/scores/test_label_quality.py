@@ -159,8 +159,8 @@ def test_label_quality_is_a_v2_model_with_scores_as_a_string(client: TestClient)
             {"name": "input", "shape": [2, 3], "datatype": "FP64", "data": [1, 2, 3, 3, 0, 0]},
             {"name": "target", "shape": [2], "datatype": "INT64", "data": [2, 1]},
         ],
-        "parameters": {"dtype": "float64", "scores": "self_confidence,normalized_margin"},
-    }
+        "parameters": {"dtype": "float64", "scores": "self_confidence, normalized_margin"},
+    }  # spaces after a comma, as people write a list
     answer = client.post("/v2/models/label_quality/infer", json=body).json()
     outputs = {o["name"]: o for o in answer["outputs"]}
     assert list(outputs) == ["self_confidence", "normalized_margin", "predicted"]
