@@ -27,15 +27,15 @@ MOST = 2**31 - 1
 
 
 class GrpcServer:
-    """The started server, and its health service, which ends every Watch when it stops."""
+    """The started server, and its service, which turns unready when the server stops."""
 
-    def __init__(self, server: grpc.aio.Server, health: Health) -> None:
-        self.server, self.health = server, health
+    def __init__(self, server: grpc.aio.Server, inference: Inference) -> None:
+        self.server, self.inference = server, inference
 
     async def stop(self, grace: float) -> None:
-        """Stops taking calls, ends the health service's Watch streams, and waits up to
-        `grace` seconds for the calls in flight."""
-        self.health.stopping.set()
+        """Turns unready (which ends the health service's Watch streams), stops taking calls,
+        and waits up to `grace` seconds for the calls in flight."""
+        self.inference.stopping.set()
         await self.server.stop(grace)
 
 
@@ -48,6 +48,9 @@ async def start(plane: DataPlane, settings: Settings, keys: Keys, metrics: Metri
             ("grpc.max_receive_message_length", settings.max_body_bytes),
             ("grpc.max_send_message_length", MOST),
             ("grpc.so_reuseport", int(settings.workers > 1)),
+            # HTTP/2's largest frames: grpcio joins a message from its frames' slices one by
+            # one, in Python, on the event loop (4096x1000, 8 clients: 12.4 -> 13.4 and 13.9
+            # requests/s, within this machine's noise)
             ("grpc.http2.max_frame_size", 16_777_215),
         ],
     )
@@ -59,4 +62,4 @@ async def start(plane: DataPlane, settings: Settings, keys: Keys, metrics: Metri
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     server.add_insecure_port(f"{host}:{settings.grpc_port}")
     await server.start()
-    return GrpcServer(server, health)
+    return GrpcServer(server, inference)

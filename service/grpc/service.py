@@ -1,7 +1,8 @@
 """inference.GRPCInferenceService over the worker's data plane, and grpc.health.v1.Health.
 
 Each call is handled as REST's: an API key from `authorization: Bearer` metadata where keys
-are set (the health and liveness calls are open), an id (x-request-id metadata, echoed in the
+are set, checked before the message is read (KeyCheck; the health and liveness calls are
+open), an id (x-request-id metadata, echoed in the
 trailing metadata, or a new one), a count and a latency in the metrics with protocol "grpc",
 and one access line. A ServiceError becomes its status code (CODES) with the same words; an
 unexpected exception is logged with its trace and answered INTERNAL naming the request id.
@@ -50,8 +51,9 @@ CODES: Final = {
 PUSHBACK_MS: Final = "1000"
 """grpc-retry-pushback-ms on UNAVAILABLE (gRFC A6): when to retry, as REST's Retry-After: 1."""
 OPEN: Final = frozenset({"ServerLive", "ServerReady"})
-SEND_KEY: Final = "authorization: Bearer KEY metadata (its name in lowercase, as gRPC requires)"
 """Calls that never need a key, as /v2/health/ on REST."""
+SEND_KEY: Final = "authorization: Bearer KEY metadata (its name in lowercase, as gRPC requires)"
+"""How to send a key, in the refusal of a call without one."""
 log_errors = logging.getLogger("loss_service.error")
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -75,6 +77,8 @@ class Inference:
 
     def __init__(self, plane: DataPlane, settings: Settings, keys: Keys, metrics: Metrics) -> None:
         self.plane, self.settings, self.keys, self.metrics = plane, settings, keys, metrics
+        self.stopping = asyncio.Event()
+        """Set when the server begins to stop: not ready from then on."""
 
     def refused(self, name: str, refusal: ServiceError) -> "grpc.RpcMethodHandler[Any, Any]":
         """A handler that answers `refusal` without reading the request: one that takes a
@@ -116,8 +120,10 @@ class Inference:
         return pb.ServerReadyResponse(ready=self.ready())
 
     def ready(self) -> bool:
-        """As /readyz: not while every slot has been busy for unready_after seconds."""
-        return self.plane.saturated_for() <= self.settings.unready_after
+        """As /readyz: not while every slot has been busy for unready_after seconds, nor once
+        the server is stopping."""
+        busy = self.plane.saturated_for() > self.settings.unready_after
+        return not busy and not self.stopping.is_set()
 
     async def model_ready(
         self, request: pb.ModelReadyRequest, context: Any, call: Call
@@ -159,8 +165,7 @@ class Inference:
         )
 
     def _observed(self, name: str, method: Method) -> Handler:
-        """`call` with a key checked, an id, its metrics and access line, and errors as
-        statuses."""
+        """`method` with an id, its metrics and access line, and errors as statuses."""
         route = f"/{SERVICE}/{name}"
 
         async def observed(request: Any, context: Context) -> Any:
@@ -269,13 +274,12 @@ class Health(health_pb2_grpc.HealthServicer):
 
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
-        self.stopping = asyncio.Event()
+        self.stopping = inference.stopping
 
     def _status(self, service: str) -> Any:
         if service not in self.NAMES:
             return None
-        ready = self.inference.ready() and not self.stopping.is_set()
-        return health_pb2.HealthCheckResponse.SERVING if ready else _NOT_SERVING
+        return health_pb2.HealthCheckResponse.SERVING if self.inference.ready() else _NOT_SERVING
 
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: Any
