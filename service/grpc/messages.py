@@ -178,6 +178,13 @@ def parameters(given: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
     return found
 
 
+def one_way(outputs: Mapping[str, bool]) -> None:
+    """The outputs asked for (each with whether it goes raw) all go one way, or 400: checked
+    before anything is computed."""
+    if len(set(outputs.values())) > 1:
+        raise BadRequest("over gRPC the outputs go all raw or all typed; binary_data differs")
+
+
 def response(answer: Answer) -> bytes:
     """The Answer as a serialized ModelInferResponse: every output raw, or every one typed.
 
@@ -189,8 +196,6 @@ def response(answer: Answer) -> bytes:
         model_name=answer.model_name, model_version=answer.model_version, id=answer.id or ""
     )
     _set_parameters(message.parameters, answer.parameters)
-    if len({o.binary for o in answer.outputs}) > 1:
-        raise BadRequest("over gRPC the outputs go all raw or all typed; binary_data differs")
     raw: list[bytes | memoryview] = []
     for output in answer.outputs:
         array = output.array

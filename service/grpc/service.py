@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from service import __version__
 from service.auth import Keys
 from service.config import Settings
-from service.dataplane import INLINE_BYTES, DataPlane, Gone
+from service.dataplane import INLINE_BYTES, DataPlane, Gone, Request
 from service.errors import ServiceError
 from service.grpc import messages
 from service.grpc import open_inference_grpc_pb2 as pb
@@ -155,10 +155,16 @@ class Inference:
         kind, spec = lookup(name, received.message.model_version)
         exchange = Exchange(kind, spec, name, binary=True)
         max_elements = self.settings.max_elements
+
+        def decode() -> Request:
+            request = exchange.decode(messages.inference(received), max_elements)
+            messages.one_way(exchange.outputs)
+            return request
+
         return await self.plane.run(
             kind,
             spec,
-            lambda: exchange.decode(messages.inference(received), max_elements),
+            decode,
             lambda request, result: messages.response(exchange.encode(result)),
             size=len(body),
             left=left,
@@ -274,7 +280,6 @@ class Health(health_pb2_grpc.HealthServicer):
 
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
-        self.stopping = inference.stopping
 
     def _status(self, service: str) -> Any:
         if service not in self.NAMES:
@@ -302,10 +307,10 @@ class Health(health_pb2_grpc.HealthServicer):
             if status != last:
                 yield health_pb2.HealthCheckResponse(status=status)
                 last = status
-            if self.stopping.is_set():
+            if self.inference.stopping.is_set():
                 return
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), WATCH_SECONDS)
+                await asyncio.wait_for(self.inference.stopping.wait(), WATCH_SECONDS)
 
 
 WATCH_SECONDS: Final = 1.0
