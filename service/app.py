@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
 from service import __version__, metrics
-from service.api import batch, docs, health, oip, v1
+from service.api import batch, docs, finalize, health, oip, v1
 from service.api.body import Receiving, gone
 from service.api.direct import Direct, direct_routes
 from service.api.framing import Framing
-from service.api.models import BatchRequest
+from service.api.models import BatchRequest, FinalizeRequest
 from service.api.schemas import request_model
 from service.auth import Authenticate, Keys, guarded
 from service.config import Settings
@@ -120,6 +120,7 @@ def _log_to_stderr(settings: Settings) -> None:
 def include_routers(app: FastAPI) -> None:
     """The one place routers are attached."""
     app.include_router(health.router)
+    app.include_router(finalize.router)  # before /v1/grades/{name}
     app.include_router(v1.build_router(KINDS))
     app.include_router(batch.router)
     app.include_router(oip.build_router())
@@ -218,6 +219,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             components.update(definition.pop("$defs", {}))
             components[model.__name__] = definition
         components["BatchRequest"] = BatchRequest.model_json_schema()
+        finalize_schema = FinalizeRequest.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        components.update(finalize_schema.pop("$defs", {}))
+        components["FinalizeRequest"] = finalize_schema
         _, protocol = msgspec.json.schema_components(
             PROTOCOL, ref_template="#/components/schemas/{name}"
         )

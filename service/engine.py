@@ -13,6 +13,7 @@ import torch
 from service import checks
 from service.config import Settings
 from service.errors import Invalid
+from service.grades import Grade, Graded
 from service.losses import LossSpec
 from service.spec import Arrays, LossOptions, Options, Params, Spec
 from service.tensors.torch import DTYPES, beyond_float32, to_numpy, to_torch
@@ -28,6 +29,8 @@ class Result:
     device: str
     divisor: float | None = None
     """A loss's "mean" (or "batchmean"): what the sum was divided by."""
+    grades: dict[str, Grade] | None = None
+    """A grade's metrics by key: values, tables, and the state with its settings."""
 
 
 class Engine:
@@ -87,6 +90,13 @@ class Engine:
         with torch.inference_mode():
             outputs: dict[str, torch.Tensor] = spec.call(**tensors, **vars(params))
         return Result({name: to_numpy(t) for name, t in outputs.items()}, str(device))
+
+    def grade(self, spec: Spec, arrays: Arrays, params: Params, options: Options) -> Result:
+        """Each metric's grade (service.grades)."""
+        tensors, device = self._on_device(arrays, options)
+        with torch.inference_mode():
+            graded: Graded = spec.call(**tensors, **vars(params))
+        return Result(graded.outputs, str(device), grades=graded.grades)
 
     def _on_device(
         self, arrays: Arrays, options: Options

@@ -1,4 +1,5 @@
-"""The kinds of function the service serves (losses, activations, scores), in one table.
+"""The kinds of function the service serves (losses, activations, scores, grades), in one
+table.
 
 The data plane, the routers, the metrics and the CLI iterate over KINDS instead of naming each
 registry: a kind's specs become /v1/{path}/{name} routes and /v2 models alike. How /v1 shows a
@@ -12,6 +13,7 @@ from typing import Any
 from service import scores
 from service.activations import ACTIVATIONS
 from service.engine import Engine, Result
+from service.grades import GRADES
 from service.losses import REGISTRY
 from service.spec import Spec
 
@@ -33,6 +35,7 @@ KINDS = (
     Kind(path="losses", noun="loss", specs=REGISTRY, run=Engine.compute),
     Kind(path="activations", noun="activation", specs=ACTIVATIONS, run=Engine.apply),
     Kind(path="label_quality", noun="score", specs=scores.SPECS, run=Engine.score),
+    Kind(path="grades", noun="metric", specs=GRADES, run=Engine.grade),
 )
 
 

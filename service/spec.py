@@ -199,6 +199,10 @@ class Spec:
         """The results a request with these parameters and options gets."""
         return ["output"]
 
+    def output_datatype(self, name: str) -> str | None:
+        """An output's /v2 datatype where it is not the computation's (FP32 by default)."""
+        return None
+
     @cached_property
     def _scalar_models(self) -> tuple[tuple[type[Params], frozenset[str], Params | None], ...]:
         """The params' and the options' models, each with its field names and its instance of

@@ -1,9 +1,11 @@
-"""/v1/batch: many losses in one request, each item isolated, on the same data plane.
+"""/v1/batch: many losses (and grades) in one request, each item isolated, on the same data
+plane.
 
-An item is what POST /v1/losses/{name} takes, plus "loss", the name. Each item is decoded,
-computed and encoded alone; a bad one answers the problem document it would have got alone.
-The request as a whole fails only when it is not a batch: not JSON (400), no items or an
-empty list (422), more than max_batch_items items or more than max_elements elements in all
+An item is what POST /v1/losses/{name} takes, plus "loss", the name; or what POST
+/v1/grades/{name} takes, plus "grade", the metric's name (or "grades" for several). Each item
+is decoded, computed and encoded alone; a bad one answers the problem document it would have
+got alone. The request as a whole fails only when it is not a batch: not JSON (400), no items
+or an empty list (422), more than max_batch_items items or more than max_elements elements in all
 (413).
 """
 
@@ -22,12 +24,13 @@ from service.api.v1 import PROBLEMS
 from service.api.views import view
 from service.dataplane import INLINE_BYTES, INLINE_SECONDS, Allowance, DataPlane, Request
 from service.errors import Invalid, PayloadTooLarge, ServiceError, not_found
-from service.kinds import KINDS
+from service.kinds import KINDS, Kind
 from service.spec import Spec
 from service.tensors.fields import Fields, parse_fields, parse_object, plain
 from service.tensors.json import Budget, encode
 
-LOSSES = KINDS[0]
+ITEM_KINDS = {"loss": KINDS[0], "grade": KINDS[3]}
+"""What an item names, by the field it names it in."""
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
@@ -46,7 +49,7 @@ router = APIRouter(prefix="/v1", tags=["v1"])
     },
 )
 async def batch(request: HTTPRequest) -> Response:  # served by service.api.direct
-    """Computes each item as POST /v1/losses/{item.loss} would."""
+    """Computes each item as POST /v1/losses/{item.loss} (or /v1/grades/{item.grade}) would."""
     plane, settings = await get_dataplane(request), await get_settings(request)
     body = Body(await read_json_body(request, settings))
     allowance = Allowance(settings.max_work)
@@ -76,6 +79,7 @@ async def batch(request: HTTPRequest) -> Response:  # served by service.api.dire
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
+    kind: Kind
     spec: Spec
     request: Request
 
@@ -109,11 +113,13 @@ def _admit(
     work allowance passed is the whole request's 413, raised."""
     try:
         fields = parse_fields(raw)
-        spec = LOSSES.specs.get(name := _name(fields))
+        field, name = _name(fields)
+        kind = ITEM_KINDS[field]
+        spec = kind.specs.get(name)
         if spec is None:
-            raise not_found(list(LOSSES.specs), "loss", name)
+            raise not_found(list(kind.specs), field, name)
         return Admitted(
-            spec, plane.admit(spec, lambda: requests.decode(spec, fields, budget), allowance)
+            kind, spec, plane.admit(spec, lambda: requests.decode(spec, fields, budget), allowance)
         )
     except PayloadTooLarge:
         raise
@@ -124,21 +130,31 @@ def _admit(
 def _compute(plane: DataPlane, item: Admitted) -> dict[str, Any]:
     """{"ok": true, ...response} or {"ok": false, "error": problem}."""
     try:
-        result = plane.compute(LOSSES, item.spec, item.request)
+        result = plane.compute(item.kind, item.spec, item.request)
     except ServiceError as error:
         return _failed(error)
-    return {"ok": True} | view(LOSSES).body(result, item.request.options)
+    return {"ok": True} | view(item.kind).body(item.spec, result, item.request.options)
 
 
 def _failed(error: ServiceError) -> dict[str, Any]:
     return {"ok": False, "error": error.under("body").problem()}
 
 
-def _name(fields: Fields) -> str:
-    """The item's `loss`, taken out of its fields."""
-    if "loss" not in fields:
-        raise Invalid.at(("loss",), "loss is required: the name of the loss to compute", "missing")
-    name = plain(fields.pop("loss"))
+def _name(fields: Fields) -> tuple[str, str]:
+    """The item's `loss` (or `grade`) and the name it gives, taken out of its fields."""
+    given = [field for field in ITEM_KINDS if field in fields]
+    if len(given) != 1:
+        raise Invalid.at(
+            ("loss",),
+            "loss is required: the name of the loss to compute (or grade, a metric's name)"
+            if not given
+            else "an item names a loss or a grade, not both",
+            "missing" if not given else "extra_forbidden",
+        )
+    field = given[0]
+    name = plain(fields.pop(field))
     if not isinstance(name, str):
-        raise Invalid.at(("loss",), "loss must be the name of a loss, a string", "string_type")
-    return name
+        raise Invalid.at(
+            (field,), f"{field} must be the name of a {field}, a string", "string_type"
+        )
+    return field, name

@@ -117,6 +117,75 @@ class LabelQualityResponse(BaseModel):
     """Present when a score holds non-finite values, written as null."""
 
 
+class GradeStateEntry(BaseModel):
+    merge: str
+    """sum: elementwise; moments: Chan et al.'s pairwise update of means and centred moments."""
+
+
+class GradeEntry(ActivationEntry):
+    """A metric: what it takes, the values it gives, its state's arrays with their merges, and
+    the formula from a state to its values. The entry of `grades` has none of these."""
+
+    tasks: list[str] | None = None
+    input_kinds: list[str] | None = None
+    values: list[str] | None = None
+    state: dict[str, GradeStateEntry] | None = None
+    formula: str | None = None
+
+
+class GradeCatalogue(BaseModel):
+    grades: list[GradeEntry]
+
+
+class GradeState(BaseModel):
+    """A metric's sufficient statistics: what POST /v1/grades/finalize merges."""
+
+    metric: str
+    settings: dict[str, Any]
+    """Every parameter it was computed with (num_classes filled in): states merge only where
+    these are equal."""
+    arrays: dict[str, TensorJSON]
+    """Named float64 arrays, each merged as the catalogue's entry declares."""
+
+
+class Grade(BaseModel):
+    metric: str
+    values: dict[str, ResultJSON]
+    """The metric's values by name: numbers, or one per class with average none."""
+    tables: dict[str, dict[str, ResultJSON]]
+    """Its tables: per_class (precision, recall, f1, support, ...), reliability (per bin),
+    roc (fpr, tpr by class and threshold), pr (precision, recall)."""
+    state: GradeState
+
+
+class GradeResponse(Grade):
+    dtype: DTypeName
+    device: str
+    warnings: list[str] | None = None
+    """Present when a value is undefined (no weight at all), written as null."""
+
+
+class GradesResponse(BaseModel):
+    grades: dict[str, Grade]
+    """Each metric's grade, by the key it was asked by."""
+    dtype: DTypeName
+    device: str
+    warnings: list[str] | None = None
+
+
+class FinalizeRequest(BaseModel):
+    """States by key, each a list (or one state) of the same metric and settings: the parts'
+    states to merge."""
+
+    states: dict[str, list[GradeState] | GradeState]
+
+
+class FinalizeResponse(BaseModel):
+    grades: dict[str, Grade]
+    """Each key's states merged, and its values and tables, as POST /v1/grades answers."""
+    warnings: list[str] | None = None
+
+
 class BatchRequest(BaseModel):
     """Many losses in one request; each item is a loss's request body plus `loss`, its name.
     An item that is not (an object, say) gets its own error result, not the batch's."""

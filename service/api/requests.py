@@ -69,6 +69,8 @@ def _is_null(raw: Span) -> bool:
     return len(raw) == 4 and bytes(raw) == b"null"
 
 
-def encode_result(kind: Kind, request: Request, result: Result) -> bytes | Iterator[Piece]:
+def encode_result(
+    kind: Kind, spec: Spec, request: Request, result: Result
+) -> bytes | Iterator[Piece]:
     """The body of a 200: the kind's response model."""
-    return encode(view(kind).body(result, request.options))
+    return encode(view(kind).body(spec, result, request.options))

@@ -86,7 +86,7 @@ def _compute_route(router: APIRouter, kind: Kind, spec: Spec, path: str, name: s
         name=name,
         summary=spec.summary,
         response_model=None,
-        responses={200: {"model": view(kind).response}, **PROBLEMS},
+        responses={200: {"model": view(kind).response_of(spec)}, **PROBLEMS},
         openapi_extra={"requestBody": _body(request_model(spec).__name__)},
     )
 
@@ -110,7 +110,9 @@ def _collection(router: APIRouter, kind: Kind) -> None:
     """GET and POST /{path}/{name}: one POST route (and request schema) per spec."""
     specs = kind.specs
     for spec in specs.values():
-        _compute_route(router, kind, spec, f"/{kind.path}/{spec.name}", f"{kind.noun}_{spec.name}")
+        # a function named as its collection (grades) is served at the collection's path
+        path = f"/{kind.path}" if spec.name == kind.path else f"/{kind.path}/{spec.name}"
+        _compute_route(router, kind, spec, path, f"{kind.noun}_{spec.name}")
 
     async def describe(name: str) -> dict[str, Any]:
         if name not in specs:
@@ -140,7 +142,7 @@ def _body(model: str) -> dict[str, object]:
 
 
 def _endpoint(kind: Kind, spec: Spec) -> Callable[..., Awaitable[Response]]:
-    encode = partial(requests.encode_result, kind)
+    encode = partial(requests.encode_result, kind, spec)
 
     async def endpoint(request: HTTPRequest) -> Response:  # served by service.api.direct
         plane, settings = await get_dataplane(request), await get_settings(request)

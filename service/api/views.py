@@ -1,8 +1,8 @@
 """How /v1 shows each kind of function: its catalogue's models, its response's model, and the
 body of a response built from the data plane's Result."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,16 +13,21 @@ from service.api.models import (
     ActivationEntry,
     ActivationResponse,
     Catalogue,
+    GradeCatalogue,
+    GradeEntry,
+    GradeResponse,
+    GradesResponse,
     LabelQualityResponse,
     LossEntry,
     LossResponse,
 )
 from service.engine import Result
 from service.kinds import Kind
+from service.spec import Spec
 from service.tensors.torch import warnings
 
-Body = Callable[[Result, Any], dict[str, Any]]
-"""body(result, options): the content of the v1 response (its `response` model)."""
+Body = Callable[[Spec, Result, Any], dict[str, Any]]
+"""body(spec, result, options): the content of the v1 response (its `response` model)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,14 @@ class View:
     response: type[BaseModel]
     """The v1 response's model."""
     body: Body
+    responses: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    """The response's model of a function whose answer differs from its kind's, by name."""
+
+    def response_of(self, spec: Spec) -> type[BaseModel]:
+        return self.responses.get(spec.name, self.response)
 
 
-def _loss_body(result: Result, options: Any) -> dict[str, Any]:
+def _loss_body(spec: Spec, result: Result, options: Any) -> dict[str, Any]:
     loss = result.outputs["loss"]
     grad = {name.removeprefix("grad_"): g for name, g in result.outputs.items() if name != "loss"}
     content: dict[str, Any] = {
@@ -55,7 +65,7 @@ def _loss_body(result: Result, options: Any) -> dict[str, Any]:
     return _warned(content, named)
 
 
-def _activation_body(result: Result, options: Any) -> dict[str, Any]:
+def _activation_body(spec: Spec, result: Result, options: Any) -> dict[str, Any]:
     output = result.outputs["output"]
     content = {
         "output": output,
@@ -66,7 +76,7 @@ def _activation_body(result: Result, options: Any) -> dict[str, Any]:
     return _warned(content, {"output": output})
 
 
-def _score_body(result: Result, options: Any) -> dict[str, Any]:
+def _score_body(spec: Spec, result: Result, options: Any) -> dict[str, Any]:
     scores = {name: a for name, a in result.outputs.items() if name != "predicted"}
     content = {
         "scores": scores,
@@ -75,6 +85,18 @@ def _score_body(result: Result, options: Any) -> dict[str, Any]:
         "device": result.device,
     }
     return _warned(content, {f"scores.{name}": a for name, a in scores.items()})
+
+
+def _grade_body(spec: Spec, result: Result, options: Any) -> dict[str, Any]:
+    """A metric's grade (POST /v1/grades/{name}), or each one's by key (POST /v1/grades)."""
+    grades = result.grades or {}
+    where = {"dtype": options.dtype, "device": result.device}
+    if spec.name in grades and len(grades) == 1 and spec.name != "grades":
+        return _warned(grades[spec.name].body() | where, grades[spec.name].outputs())
+    content = {"grades": {key: g.body() for key, g in grades.items()}} | where
+    return _warned(
+        content, {n: a for key, g in grades.items() for n, a in g.outputs(f"{key}.").items()}
+    )
 
 
 def _warned(content: dict[str, Any], named: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -88,6 +110,9 @@ VIEWS = {
     "losses": View(LossEntry, Catalogue, LossResponse, _loss_body),
     "activations": View(ActivationEntry, ActivationCatalogue, ActivationResponse, _activation_body),
     "label_quality": View(ActivationEntry, None, LabelQualityResponse, _score_body),
+    "grades": View(
+        GradeEntry, GradeCatalogue, GradeResponse, _grade_body, {"grades": GradesResponse}
+    ),
 }
 """Each kind's view, by its path."""
 

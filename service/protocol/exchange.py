@@ -56,7 +56,9 @@ def metadata(spec: Spec) -> ModelMetadata:
     ]
     inputs += [MetadataTensor(p.name, "FP32", [-1] * p.dims) for p in spec.tensor_params]
     outputs = [
-        MetadataTensor(name, OUTPUT_DATATYPE.get(name, "FP32"), [-1] * dims)
+        MetadataTensor(
+            name, spec.output_datatype(name) or OUTPUT_DATATYPE.get(name, "FP32"), [-1] * dims
+        )
         for name, dims in spec.outputs().items()
     ]
     return ModelMetadata(spec.name, [VERSION], "pytorch", inputs, outputs)
@@ -177,6 +179,11 @@ class Exchange:
         parameters: dict[str, Any] = {"device": result.device}
         if result.divisor is not None:
             parameters["divisor"] = result.divisor
+        if result.grades is not None:  # the states' settings, for POST /v1/grades/finalize
+            settings = {
+                k: {"metric": g.metric, "settings": g.settings} for k, g in result.grades.items()
+            }
+            parameters["grades"] = msgspec.json.encode(settings).decode()
         if found := warnings(values):
             parameters["warnings"] = "; ".join(found)
         outputs = [

@@ -64,7 +64,9 @@ def test_each_item_gets_what_it_would_get_alone(client: TestClient) -> None:
     for item, result in zip(ITEMS, results, strict=True):
         if expected := alone(client, item):
             assert result == expected
-    assert results[5]["error"]["detail"] == "loss is required: the name of the loss to compute"
+    assert results[5]["error"]["detail"] == (
+        "loss is required: the name of the loss to compute (or grade, a metric's name)"
+    )
     assert results[6]["error"]["detail"] == "loss must be the name of a loss, a string"
     assert results[7]["error"]["detail"] == "the body must be a JSON object"
     assert results[4]["error"]["status"] == 404
