@@ -63,7 +63,7 @@ class CalibrationParams(Params):
 
 
 class CurveParams(Params):
-    thresholds: Annotated[int, Field(ge=2, le=MAX_BINS)] | list[float] = 100
+    thresholds: int | list[float] = 100
     """The probability thresholds of the binned curves: a count, spread evenly over [0, 1]
     (torch.linspace), or a list, ascending, in [0, 1]. Fixed thresholds are what lets curves
     of parts merge; exact curves do not."""
@@ -87,6 +87,8 @@ class CurveParams(Params):
     @classmethod
     def _ascending(cls, thresholds: int | list[float]) -> int | list[float]:
         if isinstance(thresholds, int):
+            if not 2 <= thresholds <= MAX_BINS:
+                raise ValueError(f"a count of thresholds is 2 to {MAX_BINS}, not {thresholds}")
             return thresholds
         if not 1 <= len(thresholds) <= MAX_BINS:
             raise ValueError(f"thresholds holds {len(thresholds)} values; 1 to {MAX_BINS} may be")

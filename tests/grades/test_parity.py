@@ -76,7 +76,9 @@ def test_multiclass_calibration_error(client: TestClient, batch, norm, n_bins) -
     asked = {"c": {"metric": "calibration_error", "norm": norm, "n_bins": n_bins}}
     found = grades(client, asked, input=p, target=y, task="multiclass", input_kind="probabilities")
     expected = tm.multiclass_calibration_error(T(p), T(y), p.shape[1], n_bins=n_bins, norm=norm)
-    assert value(found["c"], "calibration_error") == pytest.approx(float(expected), abs=1e-6)  # torchmetrics answers float32
+    assert value(found["c"], "calibration_error") == pytest.approx(
+        float(expected), abs=1e-6
+    )  # torchmetrics answers float32
     table = found["c"]["tables"]["reliability"]
     assert sum(table["count"]) == len(y)
 
@@ -94,7 +96,9 @@ def test_binary_calibration_error(client: TestClient, batch, norm) -> None:
         input_kind="probabilities",
     )
     expected = tm.binary_calibration_error(T(p), T(y), n_bins=15, norm=norm)
-    assert value(found["c"], "calibration_error") == pytest.approx(float(expected), abs=1e-6)  # torchmetrics answers float32
+    assert value(found["c"], "calibration_error") == pytest.approx(
+        float(expected), abs=1e-6
+    )  # torchmetrics answers float32
 
 
 @EXAMPLES
