@@ -6,8 +6,9 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -16,8 +17,9 @@ import numpy as np
 from tqdm import tqdm
 
 from loss_service_client import _calls
+from loss_service_client import _grades as g
 from loss_service_client import _protocol as p
-from loss_service_client._errors import ConnectionFailed
+from loss_service_client._errors import ConnectionFailed, InvalidCall
 
 T = TypeVar("T")
 DEFAULT_SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -156,6 +158,45 @@ class _Base:
 
         return self._plan(call, server, values["dtype"], join)
 
+    def _grade_setup(self, metrics: Any, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The grades call's parameters, and a bar for its requests."""
+        parameters = {k: v for k, v in options.items() if v is not None}
+        parameters["metrics"] = g.metrics_mapping(metrics)
+        return parameters, tqdm(unit="request", disable=not self.progress)
+
+    @staticmethod
+    def _grade_requests(
+        server: p.Server,
+        entry: dict[str, Any],
+        chunks: Iterator[dict[str, Any]],
+        parameters: dict[str, Any],
+        classes: Sequence[str] | None,
+    ) -> Iterator[list[p.Request]]:
+        """The chunks' parts as requests, in groups of about 4 x max_concurrency; each group's
+        states are merged before the next is sent, so memory stays bounded."""
+        group: list[p.Request] = []
+        for chunk in chunks:
+            call = g.call(entry, chunk, parameters, classes)
+            parts, _ = p.plan(call, server, parameters.get("dtype", "float32"))
+            group += [
+                p.encode(part, server.binary, parameters.get("dtype", "float32")) for part in parts
+            ]
+            if len(group) >= 4 * server.max_concurrency:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    @staticmethod
+    def _merging(
+        running: dict[str, Any] | None, answers: list[p.Answer], binary: bool
+    ) -> p.Request:
+        """The finalize request of the states so far and this group's."""
+        parts = [g.states(a, binary) for a in answers]
+        return g.finalize_request(
+            {key: ([running[key]] if running else []) + [s[key] for s in parts] for key in parts[0]}
+        )
+
 
 def _answer(response: httpx2.Response) -> p.Answer:
     headers = {k.lower(): v for k, v in response.headers.items()}
@@ -255,6 +296,49 @@ class Client(_Base):
         entry = self._entry("", "label_quality")
         return self.run(self._scores_plan(self.server(), entry, values, classes), progress)
 
+    def grade(
+        self,
+        metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] | str,
+        *,
+        task: str,
+        input_kind: str,
+        input: Any = None,
+        target: Any = None,
+        sample_weight: Any = None,
+        chunks: Iterable[Any] | None = None,
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
+        threshold: float | None = None,
+        classes: Sequence[str] | None = None,
+        dtype: str = "float32",
+        device: str | None = None,
+    ) -> g.Grades:
+        """Every metric over all the data, in one pass (see docs/grades.md).
+
+        metrics: names, or {key: {"metric": name, **its parameters}}. The data: input and
+        target (and sample_weight) as arrays or files (a path, or FILE:COL), or `chunks`, an
+        iterable of {input, target[, sample_weight]} dicts or tuples. It is cut to fit the
+        server's limits, graded concurrently, and the parts' states merged by the server."""
+        options: dict[str, Any] = {"task": task, "input_kind": input_kind}
+        options["num_classes"] = num_classes
+        options |= {"ignore_index": ignore_index, "threshold": threshold}
+        options |= {"dtype": dtype, "device": device}
+        parameters, bar = self._grade_setup(metrics, options)
+        server, entry = self.server(), self._entry("grades", "grades")
+        result, running, sent = None, None, 0
+        with bar:
+            given = g.chunks(input, target, sample_weight, chunks)
+            for group in self._grade_requests(server, entry, given, parameters, classes):
+                plan = p.Plan(group, lambda answers: answers, server.max_concurrency)
+                answers = self.run(plan, bar=bar)
+                sent += len(answers)
+                merged = self._send(self._merging(running, answers, server.binary))
+                result = g.finished(merged, sent)
+                running = {key: grade.state for key, grade in result.items()}
+        if result is None:
+            raise InvalidCall("grade has no data: the chunks were empty")
+        return result
+
     def losses(self) -> list[dict[str, Any]]:
         """The loss catalogue's entries."""
         found: list[dict[str, Any]] = self.run(self._get_plan("/v1/losses"))["losses"]
@@ -272,10 +356,20 @@ class Client(_Base):
             self._entries[collection, name] = self.run(self._get_plan(path))
         return self._entries[collection, name]
 
-    def run(self, plan: p.Plan[T], progress: bool | None = None) -> T:
-        """Sends the plan's requests, max_concurrency at a time, and finishes it."""
-        bar = tqdm(total=len(plan.requests), unit="request", disable=not self._show(plan, progress))
-        with bar, ThreadPoolExecutor(max(1, min(plan.concurrency, len(plan.requests)))) as pool:
+    def run(self, plan: p.Plan[T], progress: bool | None = None, bar: Any = None) -> T:
+        """Sends the plan's requests, max_concurrency at a time, and finishes it (counting
+        them on `bar` where one is given)."""
+        own = bar is None
+        if own:
+            bar = tqdm(
+                total=len(plan.requests), unit="request", disable=not self._show(plan, progress)
+            )
+        else:
+            bar.total = (bar.total or 0) + len(plan.requests)
+        with (
+            bar if own else nullcontext(),
+            ThreadPoolExecutor(max(1, min(plan.concurrency, len(plan.requests)))) as pool,
+        ):
 
             def send(request: p.Request) -> list[p.Answer]:
                 answer = self._send(request)
@@ -384,6 +478,44 @@ class AsyncClient(_Base):
         plan = self._scores_plan(await self.server(), entry, values, classes)
         return await self.run(plan, progress)
 
+    async def grade(
+        self,
+        metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] | str,
+        *,
+        task: str,
+        input_kind: str,
+        input: Any = None,
+        target: Any = None,
+        sample_weight: Any = None,
+        chunks: Iterable[Any] | None = None,
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
+        threshold: float | None = None,
+        classes: Sequence[str] | None = None,
+        dtype: str = "float32",
+        device: str | None = None,
+    ) -> g.Grades:
+        """As Client.grade."""
+        options: dict[str, Any] = {"task": task, "input_kind": input_kind}
+        options["num_classes"] = num_classes
+        options |= {"ignore_index": ignore_index, "threshold": threshold}
+        options |= {"dtype": dtype, "device": device}
+        parameters, bar = self._grade_setup(metrics, options)
+        server, entry = await self.server(), await self._entry("grades", "grades")
+        result, running, sent = None, None, 0
+        with bar:
+            given = g.chunks(input, target, sample_weight, chunks)
+            for group in self._grade_requests(server, entry, given, parameters, classes):
+                plan = p.Plan(group, lambda answers: answers, server.max_concurrency)
+                answers = await self.run(plan, bar=bar)
+                sent += len(answers)
+                merged = await self._send(self._merging(running, answers, server.binary))
+                result = g.finished(merged, sent)
+                running = {key: grade.state for key, grade in result.items()}
+        if result is None:
+            raise InvalidCall("grade has no data: the chunks were empty")
+        return result
+
     async def losses(self) -> list[dict[str, Any]]:
         """As Client.losses."""
         found: list[dict[str, Any]] = (await self.run(self._get_plan("/v1/losses")))["losses"]
@@ -401,12 +533,17 @@ class AsyncClient(_Base):
             self._entries[collection, name] = await self.run(self._get_plan(path))
         return self._entries[collection, name]
 
-    async def run(self, plan: p.Plan[T], progress: bool | None = None) -> T:
+    async def run(self, plan: p.Plan[T], progress: bool | None = None, bar: Any = None) -> T:
         """As Client.run."""
         gate = asyncio.Semaphore(max(1, plan.concurrency))
-        with tqdm(
-            total=len(plan.requests), unit="request", disable=not self._show(plan, progress)
-        ) as bar:
+        own = bar is None
+        if own:
+            bar = tqdm(
+                total=len(plan.requests), unit="request", disable=not self._show(plan, progress)
+            )
+        else:
+            bar.total = (bar.total or 0) + len(plan.requests)
+        with bar if own else nullcontext():
 
             async def send(request: p.Request) -> list[p.Answer]:
                 async with gate:

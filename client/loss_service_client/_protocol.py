@@ -121,7 +121,7 @@ class Call:
     """One computation: the function's route, tensors and scalar parameters."""
 
     kind: str
-    """"loss", "activation" or "score"."""
+    """"loss", "activation", "score" or "grade"."""
     name: str
     tensors: dict[str, np.ndarray]
     parameters: dict[str, Any]
@@ -139,7 +139,12 @@ class Call:
 
     @property
     def v1_path(self) -> str:
-        prefix = {"loss": "/v1/losses/", "activation": "/v1/activations/", "score": "/v1/"}
+        prefix = {
+            "loss": "/v1/losses/",
+            "activation": "/v1/activations/",
+            "score": "/v1/",
+            "grade": "/v1/",
+        }
         return prefix[self.kind] + self.name
 
 
@@ -278,9 +283,16 @@ def _header(call: Call, dtype: str) -> tuple[bytes, list[memoryview]]:
             }
         )
         data.append(wire.reshape(-1).data.cast("B"))
-    parameters = {k: ",".join(v) if isinstance(v, list) else v for k, v in call.parameters.items()}
+    parameters = {k: _parameter(v) for k, v in call.parameters.items()}
     content = {"inputs": inputs, "parameters": parameters | {"binary_data_output": True}}
     return json.dumps(content).encode(), data
+
+
+def _parameter(value: Any) -> Any:
+    """/v2 parameters are scalars: a list as its items with commas, an object as JSON text."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return json.dumps(value) if isinstance(value, dict) else value
 
 
 def wire_datatype(array: np.ndarray, dtype: str, given: str | None = None) -> str:

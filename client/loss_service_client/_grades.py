@@ -1,0 +1,178 @@
+"""Grading at any scale: the data (arrays, files, or an iterator of chunks) cut to fit the
+server's limits, each part graded by the server in one pass for every metric, and the parts'
+states merged by the server (POST /v1/grades/finalize) into values and tables. The client
+holds no formula and no merge of its own: both are the server's, in one place."""
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loss_service_client import _calls
+from loss_service_client import _protocol as p
+from loss_service_client.files import read
+
+TENSORS = ("input", "target", "sample_weight")
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One metric's grade over all the data."""
+
+    metric: str
+    values: dict[str, Any]
+    """Its values by name: floats, or arrays (one per class, with average "none")."""
+    tables: dict[str, dict[str, np.ndarray]]
+    """per_class (precision, recall, f1, support, ...), reliability (per bin), roc, pr."""
+    state: dict[str, Any]
+    """The merged state ({"metric", "settings", "arrays"}), which merges further with others
+    of the same settings by POST /v1/grades/finalize."""
+
+
+@dataclass(frozen=True)
+class Grades(Mapping[str, Grade]):
+    """Each metric's grade, by the key it was asked by."""
+
+    grades: dict[str, Grade]
+    requests: int = 0
+    """How many parts the data went in."""
+    warnings: list[str] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Grade:
+        return self.grades[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.grades)
+
+    def __len__(self) -> int:
+        return len(self.grades)
+
+    def report(self) -> dict[str, Any]:
+        """Everything as JSON values: what `loss-client grade` writes."""
+        return {
+            "grades": {
+                key: {
+                    "metric": g.metric,
+                    "values": _plain(g.values),
+                    "tables": _plain(g.tables),
+                    "state": g.state,
+                }
+                for key, g in self.grades.items()
+            },
+            "requests": self.requests,
+            "warnings": self.warnings,
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return (
+            [None if isinstance(v, float) and v != v else v for v in value.tolist()]
+            if value.ndim == 1
+            else value.tolist()
+        )
+    return value
+
+
+def metrics_mapping(
+    metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] | str,
+) -> dict[str, Any]:
+    """A list of names, or a mapping by key of each metric's parameters."""
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",")]
+    if isinstance(metrics, Mapping):
+        return {str(k): dict(v) for k, v in metrics.items()}
+    return {name: {} for name in metrics}
+
+
+def chunks(
+    input: Any, target: Any, sample_weight: Any, given: Iterable[Any] | None
+) -> Iterator[dict[str, Any]]:
+    """The data as chunks of {input, target[, sample_weight]}: arrays (or files: a path, or
+    FILE:COL) as one chunk, or each item of `given` (a dict, or an (input, target[, weight])
+    tuple)."""
+    if given is None:
+        yield _loaded({"input": input, "target": target, "sample_weight": sample_weight})
+        return
+    for item in given:
+        if isinstance(item, Mapping):
+            yield _loaded(dict(item))
+        else:
+            yield _loaded(dict(zip(TENSORS, item, strict=False)))
+
+
+def _loaded(chunk: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: read(value, labels=name == "target") if isinstance(value, str | Path) else value
+        for name, value in chunk.items()
+        if value is not None
+    }
+
+
+def call(
+    entry: dict[str, Any],
+    chunk: dict[str, Any],
+    parameters: dict[str, Any],
+    classes: Sequence[str] | None,
+) -> p.Call:
+    """A chunk as the `grades` call, its labels as indices (class names included) except for
+    regression, whose targets are values."""
+    if parameters.get("task") == "regression":
+        tensors = [t | {"kind": "values"} for t in entry["tensors"]]
+        entry = entry | {"tensors": tensors}
+    found, _ = _calls.build("grade", "grades", entry, chunk | parameters, True, classes)
+    return found
+
+
+def states(answer: p.Answer, binary: bool) -> dict[str, dict[str, Any]]:
+    """A part's state of each metric, from its /v2 outputs (and the settings in its
+    parameters) or from its /v1 body."""
+    p.check(answer)
+    if not binary:
+        return {key: g["state"] for key, g in json.loads(answer.content)["grades"].items()}
+    part = p.decode(answer, True, "grade")
+    settings = json.loads(part.parameters["grades"])
+    found = {
+        key: {"metric": s["metric"], "settings": s["settings"], "arrays": {}}
+        for key, s in settings.items()
+    }
+    for name, array in part.outputs.items():
+        key, _, rest = name.partition(".")
+        if rest.startswith("state."):
+            found[key]["arrays"][rest.removeprefix("state.")] = array.tolist()
+    return found
+
+
+def finalize_request(pending: dict[str, list[dict[str, Any]]]) -> p.Request:
+    content = json.dumps({"states": pending}).encode()
+    return p.Request("POST", "/v1/grades/finalize", content, {"content-type": "application/json"})
+
+
+def finished(answer: p.Answer, requests: int) -> Grades:
+    body = json.loads(p.check(answer).content)
+    grades = {
+        key: Grade(
+            g["metric"],
+            {name: _array(v) for name, v in g["values"].items()},
+            {t: {n: _array(v) for n, v in table.items()} for t, table in g["tables"].items()},
+            g["state"],
+        )
+        for key, g in body["grades"].items()
+    }
+    return Grades(grades, requests, body.get("warnings", []))
+
+
+def _array(value: Any) -> Any:
+    if isinstance(value, list):
+        return np.asarray(
+            [np.nan if v is None else v for v in value]
+            if value and not isinstance(value[0], list)
+            else value,
+            dtype=float,
+        )
+    return float("nan") if value is None else value
