@@ -162,7 +162,8 @@ class _Base:
         """The grades call's parameters, and a bar for its requests."""
         parameters = {k: v for k, v in options.items() if v is not None}
         parameters["metrics"] = g.metrics_mapping(metrics)
-        return parameters, tqdm(unit="request", disable=not self.progress)
+        # shown only once the job has taken a second: a small grade prints nothing
+        return parameters, tqdm(unit="request", disable=not self.progress, delay=1.0)
 
     @staticmethod
     def _grade_requests(

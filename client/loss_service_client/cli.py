@@ -1,4 +1,5 @@
-"""loss-client: losses and label-quality scores of arrays in files, through loss-service.
+"""loss-client: losses, label-quality scores and grades of arrays in files, through
+loss-service.
 
 Exit codes: 0 done; 1 the server refused the call (its detail is printed); 2 a usage error, a
 file that cannot be read, or a call refused before it was sent; 3 the server cannot be reached.
@@ -38,7 +39,14 @@ EXAMPLES = {
     ),
     "label-quality": (
         "  loss-client label-quality --logits logits.npy --labels labels.csv:label \\\n"
-        "      --out scores.csv --top 20"
+        "      --out scores.csv --top 20 --plot scores.png"
+    ),
+    "grade": (
+        "  loss-client grade accuracy,calibration_error,auroc,confusion_matrix \\\n"
+        "      --task multiclass --input-kind logits \\\n"
+        "      --input logits.npy --target labels.csv:label \\\n"
+        "      --out report.json --plot grades.png\n"
+        '  loss-client grade \'{"top_5": {"metric": "accuracy", "top_k": 5}}\' ...'
     ),
 }
 
@@ -159,7 +167,41 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="print the K most suspect (default 10)",
     )
+    quality.add_argument(
+        "--plot", type=Path, metavar="PNG", help="a histogram of the scores, suspects marked"
+    )
     quality.set_defaults(run=_label_quality)
+
+    grade = command("grade", "grade predictions against targets with several metrics at once")
+    grade.add_argument(
+        "metrics",
+        help="metric names with commas (accuracy,auroc), or JSON: {key: {metric, params}}",
+    )
+    grade.add_argument(
+        "--task", required=True, choices=["binary", "multiclass", "multilabel", "regression"]
+    )
+    grade.add_argument(
+        "--input-kind", required=True, choices=["logits", "probabilities", "predictions"]
+    )
+    grade.add_argument("--input", required=True, metavar="FILE", help="the model's outputs")
+    grade.add_argument("--target", required=True, metavar="FILE", help="labels or values")
+    grade.add_argument("--sample-weight", metavar="FILE", help="a weight per sample")
+    grade.add_argument("--num-classes", type=int, help="C, needed for class predictions")
+    grade.add_argument("--ignore-index", type=int, help="targets to leave out")
+    grade.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="(default: float32)"
+    )
+    _classes(grade)
+    grade.add_argument(
+        "--out", type=Path, metavar="JSON", help="the report: values, tables, states"
+    )
+    grade.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="reliability diagram, ROC and PR curves, confusion matrix (needs [plot])",
+    )
+    grade.set_defaults(run=_grade)
     return parser
 
 
@@ -273,6 +315,57 @@ def _label_quality(client: Client, args: argparse.Namespace) -> None:
     ]
     print(f"the {len(rows)} most suspect labels, lowest {scores[0]} first:")
     _table(("sample", "label", "predicted", *scores), rows)
+    if args.plot is not None:
+        from loss_service_client import plots
+
+        plots.scores(first, suspects, scores[0], args.plot)
+        print(f"drew the {scores[0]} histogram into {args.plot}")
+
+
+def _grade(client: Client, args: argparse.Namespace) -> None:
+    text = args.metrics.strip()
+    try:
+        metrics = json.loads(text) if text.startswith("{") else text
+    except ValueError as error:
+        raise Usage(f"metrics is not JSON: {error}") from None
+    names = _names(args.classes)
+    target = files.read(args.target, labels=args.task != "regression")
+    found = client.grade(
+        metrics,
+        task=args.task,
+        input_kind=args.input_kind,
+        input=files.read(args.input),
+        target=target,
+        sample_weight=None if args.sample_weight is None else files.read(args.sample_weight),
+        num_classes=args.num_classes,
+        ignore_index=args.ignore_index,
+        classes=names,
+        dtype=args.dtype,
+    )
+    report = found.report()
+    if args.out is not None:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    rows = [
+        (key, name, _number(value))
+        for key, grade in report["grades"].items()
+        for name, value in grade["values"].items()
+    ]
+    _table(("grade", "name", "value"), rows)
+    for warning in found.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.plot is not None:
+        from loss_service_client import plots
+
+        drawn = plots.grades(found, args.plot, names)
+        print(f"drew {', '.join(drawn)} into {args.plot}")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, list):
+        return (
+            "[" + ", ".join(_number(v) for v in value[:8]) + (", ...]" if len(value) > 8 else "]")
+        )
+    return "null" if value is None else f"{value:.6g}"
 
 
 def _digits(values: np.ndarray) -> int:

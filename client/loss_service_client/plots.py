@@ -1,0 +1,232 @@
+"""Pictures of grades and label-quality scores, with matplotlib (the `[plot]` extra).
+
+A grade's picture has one panel per table it holds: the reliability diagram (calibration),
+the ROC and PR curves (macro average in bold, the weakest classes beside it), and the
+confusion matrix, as a heat map up to 30 classes and as its most confused pairs beyond.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loss_service_client._errors import InvalidCall
+from loss_service_client._grades import Grades
+
+MATRIX_CLASSES = 30
+"""Up to this many classes the confusion matrix is drawn whole; beyond, its worst pairs."""
+PAIRS = 20
+CURVES = 5
+"""The weakest classes drawn beside a curve's average."""
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InvalidCall(
+            "--plot needs matplotlib: pip install 'loss-service-client[plot]'"
+        ) from None
+    return plt
+
+
+def grades(found: Grades, path: Path, classes: Any = None) -> list[str]:
+    """Draws every panel the grades allow into `path`; the panels' names."""
+    plt = _pyplot()
+    panels = []
+    for key, grade in found.items():
+        if "reliability" in grade.tables:
+            panels.append((f"reliability ({key})", lambda ax, g=grade: _reliability(ax, g)))
+        if "roc" in grade.tables:
+            panels.append((f"ROC ({key})", lambda ax, g=grade: _curve(ax, g, "roc")))
+        if "pr" in grade.tables:
+            panels.append((f"precision-recall ({key})", lambda ax, g=grade: _curve(ax, g, "pr")))
+        if grade.metric == "confusion_matrix":
+            panels.append((f"confusion ({key})", lambda ax, g=grade: _confusion(ax, g, classes)))
+    if not panels:
+        raise InvalidCall(
+            "nothing to plot: --plot draws calibration_error, auroc, average_precision and"
+            " confusion_matrix"
+        )
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 5.5 * rows), squeeze=False)
+    for ax, (title, draw) in zip(axes.flat, panels, strict=False):
+        draw(ax)
+        ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return [title for title, _ in panels]
+
+
+def _reliability(ax: Any, grade: Any) -> None:
+    """Accuracy against mean confidence per bin, bars as wide as the bin, with the gap to the
+    diagonal shaded and each bin's share of the samples underneath."""
+    table = grade.tables["reliability"]
+    count = np.asarray(table["count"], dtype=float)
+    n_bins = len(count) - 1
+    width = 1 / n_bins
+    lower = np.arange(n_bins) * width
+    kept = count[:n_bins] > 0
+    accuracy = np.nan_to_num(np.asarray(table["accuracy"][:n_bins], dtype=float))
+    confidence = np.nan_to_num(np.asarray(table["confidence"][:n_bins], dtype=float))
+    ax.bar(
+        lower[kept],
+        accuracy[kept],
+        width,
+        align="edge",
+        color="#4C72B0",
+        edgecolor="white",
+        label="accuracy",
+    )
+    gap = confidence[kept] - accuracy[kept]
+    ax.bar(
+        lower[kept],
+        gap,
+        width,
+        bottom=accuracy[kept],
+        align="edge",
+        color="#DD8452",
+        alpha=0.45,
+        hatch="//",
+        edgecolor="#DD8452",
+        label="gap to confidence",
+    )
+    ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    values = grade.values
+    ax.text(
+        0.03,
+        0.95,
+        f"ECE {values['ece']:.4f}\nMCE {values['mce']:.4f}\nRMS {values['rms']:.4f}",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=9,
+        bbox={"fc": "white", "ec": "#cccccc"},
+    )
+    share = count[:n_bins] / max(count.sum(), 1)
+    twin = ax.twinx()
+    twin.bar(lower + width / 2, share, width * 0.35, color="black", alpha=0.25)
+    twin.set_ylim(0, max(share.max() * 4, 1e-9))
+    twin.set_ylabel("share of samples (grey)")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
+    ax.legend(loc="upper left", bbox_to_anchor=(0, 0.82), fontsize=8)
+
+
+def _curve(ax: Any, grade: Any, which: str) -> None:
+    """Every class faint, the weakest CURVES classes named, the macro average in bold."""
+    table = grade.tables[which]
+    x_name, y_name = ("fpr", "tpr") if which == "roc" else ("recall", "precision")
+    x, y = np.atleast_2d(table[x_name]), np.atleast_2d(table[y_name])
+    score = np.atleast_1d(grade.tables["per_class"][grade.metric])
+    for row in range(len(x)):
+        ax.plot(x[row], y[row], color="#999999", lw=0.5, alpha=0.35)
+    if len(x) > 1:
+        for row in np.argsort(score)[: min(CURVES, len(x))]:
+            ax.plot(x[row], y[row], lw=1.2, label=f"class {row}: {score[row]:.3f}")
+    mean_x, mean_y = x.mean(0), y.mean(0)
+    value = grade.values[grade.metric]
+    label = f"{'macro ' if len(x) > 1 else ''}{grade.metric} {float(np.mean(value)):.4f}"
+    ax.plot(mean_x, mean_y, color="black", lw=2.2, label=label)
+    if which == "roc":
+        ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=x_name, ylabel=y_name)
+    ax.legend(loc="lower right" if which == "roc" else "lower left", fontsize=8)
+
+
+def _confusion(ax: Any, grade: Any, classes: Any) -> None:
+    matrix = np.asarray(grade.state["arrays"]["matrix"], dtype=float)
+    if matrix.ndim == 3:  # multilabel: per label [[tn, fp], [fn, tp]]
+        matrix = matrix.sum(0)
+    c = len(matrix)
+    names = (
+        [str(n) for n in classes]
+        if classes is not None and len(classes) == c
+        else [str(i) for i in range(c)]
+    )
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    if c <= MATRIX_CLASSES:
+        image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, label="share of the row (recall)")
+        ticks = np.arange(c)
+        ax.set_xticks(ticks, names, rotation=90 if c > 10 else 0, fontsize=8)
+        ax.set_yticks(ticks, names, fontsize=8)
+        if c <= 12:
+            for i in range(c):
+                for j in range(c):
+                    ax.text(
+                        j,
+                        i,
+                        f"{matrix[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black",
+                    )
+        ax.set(xlabel="predicted", ylabel="target")
+        return
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    flat = np.argsort(off, axis=None)[::-1][:PAIRS]
+    pairs = [
+        (int(i), int(j))
+        for i, j in zip(*np.unravel_index(flat, off.shape), strict=True)
+        if off[i, j] > 0
+    ]
+    labels = [f"{names[i]} → {names[j]}" for i, j in pairs][::-1]
+    counts = [off[i, j] for i, j in pairs][::-1]
+    shares = [share[i, j] for i, j in pairs][::-1]
+    bars = ax.barh(range(len(pairs)), counts, color="#C44E52")
+    for bar, s in zip(bars, shares, strict=True):
+        ax.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {s:.1%} of the target's",
+            va="center",
+            fontsize=7,
+        )
+    ax.set_yticks(range(len(pairs)), labels, fontsize=8)
+    ax.set(xlabel="samples (target → predicted)")
+    ax.text(
+        0.99,
+        0.01,
+        f"{len(pairs)} most confused of {c} classes",
+        transform=ax.transAxes,
+        ha="right",
+        fontsize=8,
+        color="grey",
+    )
+
+
+def scores(values: np.ndarray, suspects: np.ndarray, name: str, path: Path) -> None:
+    """A histogram of one label-quality score, the suspects' scores marked below it and the
+    line under which they fall."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(8, 4.5))
+    finite = values[np.isfinite(values)]
+    ax.hist(finite, bins=60, color="#4C72B0", alpha=0.8, label="all samples")
+    marked = values[suspects]
+    ax.plot(
+        marked,
+        np.zeros_like(marked),
+        "|",
+        color="#C44E52",
+        markersize=22,
+        mew=1.5,
+        label=f"{len(suspects)} most suspect",
+    )
+    if len(marked):
+        ax.axvline(marked.max(), color="#C44E52", ls="--", lw=1)
+    ax.set_yscale("log")
+    ax.set(xlabel=f"{name} (lower: more likely mislabelled)", ylabel="samples")
+    ax.set_title(f"label quality: {name} of {len(values)} samples", loc="left", fontweight="bold")
+    ax.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
