@@ -189,14 +189,9 @@ class _Base:
             yield group
 
     @staticmethod
-    def _merging(
-        running: dict[str, Any] | None, answers: list[p.Answer], binary: bool
-    ) -> p.Request:
-        """The finalize request of the states so far and this group's."""
-        parts = [g.states(a, binary) for a in answers]
-        return g.finalize_request(
-            {key: ([running[key]] if running else []) + [s[key] for s in parts] for key in parts[0]}
-        )
+    def _units(running: g.Unit | None, answers: list[p.Answer], binary: bool) -> list[g.Unit]:
+        """The states so far, then this group's parts' states."""
+        return ([running] if running else []) + [g.states(a, binary) for a in answers]
 
 
 def _answer(response: httpx2.Response) -> p.Answer:
@@ -333,9 +328,12 @@ class Client(_Base):
                 plan = p.Plan(group, lambda answers: answers, server.max_concurrency)
                 answers = self.run(plan, bar=bar)
                 sent += len(answers)
-                merged = self._send(self._merging(running, answers, server.binary))
-                result = g.finished(merged, sent)
-                running = {key: grade.state for key, grade in result.items()}
+                units = self._units(running, answers, server.binary)
+                while not (result is not None and len(units) == 1):  # merged into one
+                    request, used = g.pack(units, server.max_body_bytes)
+                    result = g.finished(self._send(request), sent)
+                    running = {key: grade.state for key, grade in result.items()}
+                    units = [running, *units[used:]]
         if result is None:
             raise InvalidCall("grade has no data: the chunks were empty")
         return result
@@ -510,9 +508,12 @@ class AsyncClient(_Base):
                 plan = p.Plan(group, lambda answers: answers, server.max_concurrency)
                 answers = await self.run(plan, bar=bar)
                 sent += len(answers)
-                merged = await self._send(self._merging(running, answers, server.binary))
-                result = g.finished(merged, sent)
-                running = {key: grade.state for key, grade in result.items()}
+                units = self._units(running, answers, server.binary)
+                while not (result is not None and len(units) == 1):  # merged into one
+                    request, used = g.pack(units, server.max_body_bytes)
+                    result = g.finished(await self._send(request), sent)
+                    running = {key: grade.state for key, grade in result.items()}
+                    units = [running, *units[used:]]
         if result is None:
             raise InvalidCall("grade has no data: the chunks were empty")
         return result

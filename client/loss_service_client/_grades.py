@@ -148,9 +148,22 @@ def states(answer: p.Answer, binary: bool) -> dict[str, dict[str, Any]]:
     return found
 
 
-def finalize_request(pending: dict[str, list[dict[str, Any]]]) -> p.Request:
-    content = json.dumps({"states": pending}).encode()
-    return p.Request("POST", "/v1/grades/finalize", content, {"content-type": "application/json"})
+Unit = dict[str, dict[str, Any]]
+"""Each key's state of one part (or of the parts merged so far)."""
+
+
+def pack(units: list[Unit], limit: int) -> tuple[p.Request, int]:
+    """A finalize request of the first units that fit the server's max_body_bytes (two at
+    least, where there are two: the server then says what does not fit), and how many."""
+    texts = [json.dumps(unit) for unit in units]
+    used, size = 0, 64
+    while used < len(units) and (used < 2 or size + len(texts[used]) + 8 <= limit):
+        size += len(texts[used]) + 8
+        used += 1
+    keys = list(units[0])
+    content = json.dumps({"states": {k: [u[k] for u in units[:used]] for k in keys}}).encode()
+    headers = {"content-type": "application/json"}
+    return p.Request("POST", "/v1/grades/finalize", content, headers), used
 
 
 def finished(answer: p.Answer, requests: int) -> Grades:

@@ -250,22 +250,24 @@ def _take(array: np.ndarray, axis: int | None, start: int, stop: int) -> np.ndar
     return array[tuple(index)]
 
 
-def encode(call: Call, binary: bool, dtype: str) -> Request:
-    """A part as a /v2 binary inference request, or as /v1 JSON; cut again if refused for its
-    work."""
+def encode(call: Call, binary: bool, dtype: str, cut: bool = True) -> Request:
+    """A part as a /v2 binary inference request, or as /v1 JSON; cut again (once) if refused
+    for its work. A piece of a cut is not cut again: where the server's ratio did not make it
+    fit, its cost does not shrink with the batch (a grade's (C, C) matrix), and the refusal is
+    the answer."""
 
     def smaller(problem: dict[str, Any]) -> list[Request]:
-        return [encode(part, binary, dtype) for part in cut_again(call, problem)]
+        return [encode(part, binary, dtype, cut=False) for part in cut_again(call, problem)]
 
     if not binary:
         tensors = {n: _values(a, call.datatypes.get(n)).tolist() for n, a in call.tensors.items()}
         content = json.dumps(tensors | call.parameters).encode()
         headers = {"content-type": "application/json"}
-        return Request("POST", call.v1_path, content, headers, smaller)
+        return Request("POST", call.v1_path, content, headers, smaller if cut else None)
     header, data = _header(call, dtype)
     headers = {HEADER: str(len(header)), "content-type": "application/octet-stream"}
     path = f"/v2/models/{call.name}/infer"
-    return Request("POST", path, b"".join([header, *data]), headers, smaller)
+    return Request("POST", path, b"".join([header, *data]), headers, smaller if cut else None)
 
 
 def _header(call: Call, dtype: str) -> tuple[bytes, list[memoryview]]:

@@ -5,6 +5,8 @@ the ROC and PR curves (macro average in bold, the weakest classes beside it), an
 confusion matrix, as a heat map up to 30 classes and as its most confused pairs beyond.
 """
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +38,16 @@ def _pyplot() -> Any:
 def grades(found: Grades, path: Path, classes: Any = None) -> list[str]:
     """Draws every panel the grades allow into `path`; the panels' names."""
     plt = _pyplot()
-    panels = []
+    panels: list[tuple[str, Callable[[Any], None]]] = []
     for key, grade in found.items():
         if "reliability" in grade.tables:
-            panels.append((f"reliability ({key})", lambda ax, g=grade: _reliability(ax, g)))
+            panels.append((f"reliability ({key})", partial(_reliability, grade=grade)))
         if "roc" in grade.tables:
-            panels.append((f"ROC ({key})", lambda ax, g=grade: _curve(ax, g, "roc")))
+            panels.append((f"ROC ({key})", partial(_curve, grade=grade, which="roc")))
         if "pr" in grade.tables:
-            panels.append((f"precision-recall ({key})", lambda ax, g=grade: _curve(ax, g, "pr")))
+            panels.append((f"precision-recall ({key})", partial(_curve, grade=grade, which="pr")))
         if grade.metric == "confusion_matrix":
-            panels.append((f"confusion ({key})", lambda ax, g=grade: _confusion(ax, g, classes)))
+            panels.append((f"confusion ({key})", partial(_confusion, grade=grade, classes=classes)))
     if not panels:
         raise InvalidCall(
             "nothing to plot: --plot draws calibration_error, auroc, average_precision and"

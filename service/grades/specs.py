@@ -4,6 +4,7 @@
 parts, merged) into the same answer.
 """
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import torch
 from pydantic import Field, ValidationError, create_model, field_validator
 
 from service.errors import Invalid, from_validation_errors
-from service.grades import inputs
+from service.grades import inputs, states
 from service.grades import values as formulas
 from service.grades.metrics import METRICS, Data, Metric
 from service.grades.params import Shared, metrics_mapping
@@ -137,13 +138,27 @@ def _own(metric: Metric, params: Any) -> Params:
     )
 
 
-def _cost(metrics: list[Metric], arrays: Arrays, options: Any) -> Cost:
+STATE_BYTES = 32
+"""What a state's element costs in memory: itself and its merge's, finalisation's and JSON's
+temporaries (a (C, C) confusion matrix, (T, C) curves)."""
+STATE_NS = 20.0
+
+
+def _cost(metrics: list[tuple[Metric, Params]], arrays: Arrays, params: Any, options: Any) -> Cost:
+    """Passes over the input's elements, and the states' own size: a request with few samples
+    but many classes (predictions with num_classes 10**6) pays for its (C, C) matrix."""
+    shared = _shared(params)
     elements = arrays["input"].size
-    classes = arrays["input"].shape[1] if arrays["input"].ndim == 2 else 1
-    passes = 3 + sum(m.passes for m in metrics)
+    classes = inputs.classes(arrays, shared)
+    state = sum(
+        math.prod(shape)
+        for metric, own in metrics
+        for shape in metric.shapes(classes, _settings(shared, own, classes)).values()
+    )
+    passes = 3 + sum(metric.passes for metric, _ in metrics)
     return Cost(
-        elements * NS_PER_ELEMENT * passes * 1e-9,
-        elements * itemsize(options) * 4 + classes * classes * 8 * 2 + (1 << 22) * 16,
+        (elements * NS_PER_ELEMENT * passes + state * STATE_NS) * 1e-9,
+        elements * itemsize(options) * 4 + state * STATE_BYTES + states.ROWS * 16,
     )
 
 
@@ -210,7 +225,7 @@ def _metric_spec(metric: Metric) -> GradeSpec:
         tensor_params=(SAMPLE_WEIGHT,),
         params=params,
         check=check,
-        cost=lambda arrays, p, o: _cost([metric], arrays, o),
+        cost=lambda arrays, p, o: _cost([(metric, _own(metric, p))], arrays, p, o),
         call=call,
         metric=metric,
     )
@@ -326,7 +341,7 @@ GRADES = registry(
             tensor_params=(SAMPLE_WEIGHT,),
             params=GradesParams,
             check=_check_grades,
-            cost=lambda arrays, p, o: _cost([m for m, _ in plan(p).values()], arrays, o),
+            cost=lambda arrays, p, o: _cost(list(plan(p).values()), arrays, p, o),
             call=_call_grades,
         ),
     )
@@ -342,6 +357,8 @@ def read_state(raw: Any) -> formulas.State:
     if not isinstance(raw, dict) or set(raw) != {"metric", "settings", "arrays"}:
         raise Invalid.at((), "a state is an object of metric, settings and arrays", "state")
     name = raw["metric"]
+    if not isinstance(name, str):
+        raise Invalid.at(("metric",), "metric must be a metric's name, a string", "string_type")
     if name not in METRICS:
         raise Invalid.at(
             ("metric",), f"unknown metric '{name}'; known: {', '.join(METRICS)}", "unknown_metric"

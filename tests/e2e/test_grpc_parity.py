@@ -6,9 +6,11 @@ function's tensors and parameters of every kind cross gRPC intact.
 """
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import numpy as np
 import pytest
 import torch
@@ -182,8 +184,57 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+GRADE_DATA = {
+    "multiclass": {"input": normal(64, C), "target": classes(64)},
+    "regression": {"input": normal(64), "target": normal(64)},
+}
+GRADES: dict[str, tuple[str, dict[str, Any]]] = {
+    "accuracy": ("multiclass", {"top_k": 2, "average": "macro"}),
+    "confusion_matrix": ("multiclass", {"average": "weighted"}),
+    "calibration_error": ("multiclass", {"n_bins": 10, "norm": "max"}),
+    "brier_score": ("multiclass", {}),
+    "log_loss": ("multiclass", {}),
+    "auroc": ("multiclass", {"thresholds": "0.1,0.5,0.9"}),
+    "average_precision": ("multiclass", {"thresholds": 20}),
+    "regression": ("regression", {}),
+    "grades": ("multiclass", {"metrics": '{"top": {"metric": "accuracy", "top_k": 3}}'}),
+}
+
+
 def test_the_table_has_every_model() -> None:
-    assert {name for name, *_ in LOSSES} | set(ACTIVATIONS) | {"label_quality"} == set(MODELS)
+    tables = {name for name, *_ in LOSSES} | set(ACTIVATIONS) | {"label_quality"} | set(GRADES)
+    assert tables == set(MODELS)
+
+
+@pytest.mark.parametrize("name", list(GRADES))
+def test_every_grade_answers_as_v1(server: str, name: str) -> None:
+    """Every value and state array over gRPC equals the /v1 answer (which tests/grades holds
+    against torchmetrics and scikit-learn), with the states' settings in the parameters."""
+    task, params = GRADES[name]
+    data = GRADE_DATA[task]
+    kind = {"task": task, "input_kind": "predictions" if task == "regression" else "logits"}
+    sent = kind | params | {"dtype": "float64"}
+    with triton_grpc.InferenceServerClient(GRPC[server]) as client:
+        result = client.infer(
+            name, [grpc_input(n, a) for n, a in data.items()], parameters=sent
+        ).get_response(as_json=True)
+        answer = client.infer(name, [grpc_input(n, a) for n, a in data.items()], parameters=sent)
+    body = {n: a.tolist() for n, a in data.items()} | sent
+    if name == "grades":
+        body["metrics"] = json.loads(params["metrics"])
+    v1 = httpx2.post(f"{server}/v1/grades{'' if name == 'grades' else '/' + name}", json=body)
+    assert v1.status_code == 200, v1.text
+    grades = v1.json()["grades"] if name == "grades" else {"": v1.json()}
+    for key, grade in grades.items():
+        prefix = f"{key}." if key else ""
+        for value, expected in grade["values"].items():
+            np.testing.assert_array_equal(answer.as_numpy(prefix + value), expected)
+        for array, expected in grade["state"]["arrays"].items():
+            np.testing.assert_array_equal(answer.as_numpy(f"{prefix}state.{array}"), expected)
+    settings = json.loads(result["parameters"]["grades"]["string_param"])
+    assert {k: s["settings"] for k, s in settings.items()} == {
+        key or name: g["state"]["settings"] for key, g in grades.items()
+    }
 
 
 @pytest.fixture(scope="module", params=["sync", "aio"])

@@ -128,7 +128,10 @@ def test_states_of_other_settings_are_refused(client: TestClient) -> None:
         (
             lambda s: s | {"metric": "accuracyy"},
             ["metric"],
-            "unknown metric 'accuracyy'; known: accuracy, confusion_matrix, calibration_error, brier_score, log_loss, auroc, average_precision, regression",
+            (
+                "unknown metric 'accuracyy'; known: accuracy, confusion_matrix, calibration_error,"
+                " brier_score, log_loss, auroc, average_precision, regression"
+            ),
             "unknown_metric",
         ),
         (
@@ -160,6 +163,12 @@ def test_states_of_other_settings_are_refused(client: TestClient) -> None:
             ["settings", "num_classes"],
             "num_classes is required in a state's settings",
             "missing",
+        ),
+        (  # found by schemathesis: a 500 once
+            lambda s: s | {"metric": {}},
+            ["metric"],
+            "metric must be a metric's name, a string",
+            "string_type",
         ),
         (
             lambda s: {"metric": "accuracy"},

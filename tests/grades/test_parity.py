@@ -72,9 +72,19 @@ def test_binary_and_multilabel_accuracy(client: TestClient, binary, data, thresh
 @EXAMPLES
 @given(multiclass(), st.sampled_from(["l1", "l2", "max"]), st.sampled_from([5, 15]))
 def test_multiclass_calibration_error(client: TestClient, batch, norm, n_bins) -> None:
-    p, y = batch["probabilities"], batch["target"]
+    """In float32 on both sides: torchmetrics bins float32 confidences (a float64 confidence
+    of 1 - 1e-9 is 1.0 there, in the last bin)."""
+    p, y = batch["probabilities"].astype(np.float32), batch["target"]
     asked = {"c": {"metric": "calibration_error", "norm": norm, "n_bins": n_bins}}
-    found = grades(client, asked, input=p, target=y, task="multiclass", input_kind="probabilities")
+    found = grades(
+        client,
+        asked,
+        input=p,
+        target=y,
+        task="multiclass",
+        input_kind="probabilities",
+        dtype="float32",
+    )
     expected = tm.multiclass_calibration_error(T(p), T(y), p.shape[1], n_bins=n_bins, norm=norm)
     assert value(found["c"], "calibration_error") == pytest.approx(
         float(expected), abs=1e-6
@@ -86,7 +96,7 @@ def test_multiclass_calibration_error(client: TestClient, batch, norm, n_bins) -
 @EXAMPLES
 @given(labels(binary=True), st.sampled_from(["l1", "l2", "max"]))
 def test_binary_calibration_error(client: TestClient, batch, norm) -> None:
-    p, y = batch["probabilities"], batch["target"]
+    p, y = batch["probabilities"].astype(np.float32), batch["target"]
     found = grades(
         client,
         {"c": {"metric": "calibration_error", "norm": norm}},
@@ -94,6 +104,7 @@ def test_binary_calibration_error(client: TestClient, batch, norm) -> None:
         target=y,
         task="binary",
         input_kind="probabilities",
+        dtype="float32",
     )
     expected = tm.binary_calibration_error(T(p), T(y), n_bins=15, norm=norm)
     assert value(found["c"], "calibration_error") == pytest.approx(
@@ -255,9 +266,10 @@ def test_multilabel_confusion_matrix(client: TestClient, batch) -> None:
 
 
 @EXAMPLES
-@given(multiclass(), st.integers(0, 1))
-def test_ignore_index(client: TestClient, batch, ignored) -> None:
-    p, y = batch["probabilities"], batch["target"].copy()
+@given(multiclass(), labels(binary=False))
+def test_ignore_index(client: TestClient, batch, multilabel) -> None:
+    """Whole samples left out (multiclass), single labels left out (multilabel)."""
+    p, y = batch["probabilities"].astype(np.float32), batch["target"].copy()
     y[::3] = -1
     asked = {"accuracy": {"average": "macro"}, "calibration_error": {}}
     found = grades(
@@ -268,6 +280,7 @@ def test_ignore_index(client: TestClient, batch, ignored) -> None:
         task="multiclass",
         input_kind="probabilities",
         ignore_index=-1,
+        dtype="float32",
     )
     c = p.shape[1]
     accuracy = tm.multiclass_accuracy(T(p), T(y), c, average="macro", ignore_index=-1)
@@ -276,6 +289,26 @@ def test_ignore_index(client: TestClient, batch, ignored) -> None:
     assert value(found["calibration_error"], "calibration_error") == pytest.approx(
         float(calibration), abs=1e-6
     )
+    q, z = multilabel["probabilities"], multilabel["target"].copy()
+    z[::2, 0] = -1
+    asked = {"accuracy": {"average": "macro"}, "auroc": {"thresholds": 20}}
+    found = grades(
+        client,
+        asked,
+        input=q.astype(np.float32),
+        target=z,
+        task="multilabel",
+        input_kind="probabilities",
+        ignore_index=-1,
+        dtype="float32",
+    )
+    labels_ = z.shape[1]
+    accuracy = tm.multilabel_accuracy(T(q), T(z), labels_, average="macro", ignore_index=-1)
+    assert value(found["accuracy"], "accuracy") == pytest.approx(float(accuracy), abs=1e-6)
+    auroc = tm.multilabel_auroc(
+        T(q.astype(np.float32)), T(z), labels_, thresholds=20, ignore_index=-1
+    )
+    assert value(found["auroc"], "auroc") == pytest.approx(float(auroc), abs=1e-5)
 
 
 @EXAMPLES

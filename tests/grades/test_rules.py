@@ -74,7 +74,11 @@ def refused(
             "accuracy",
             {"target": [0.0, 2.0]},
             ["target"],
-            "target holds floats (such as 2.0); each class index must be an integer: in JSON without a fraction or an exponent, on /v2 and gRPC with an integer datatype (INT64, INT32, ...)",
+            (
+                "target holds floats (such as 2.0); each class index must be an integer: in JSON"
+                " without a fraction or an exponent, on /v2 and gRPC with an integer datatype"
+                " (INT64, INT32, ...)"
+            ),
             "integer",
         ),
         (
@@ -88,7 +92,10 @@ def refused(
             "accuracy",
             {"target": [0]},
             ["target"],
-            "target has shape (1,) but one class index per sample has shape (2,); they must be equal",
+            (
+                "target has shape (1,) but one class index per sample has shape (2,); they must be"
+                " equal"
+            ),
             "shape_mismatch",
         ),
         (
@@ -123,7 +130,10 @@ def refused(
             "brier_score",
             {"input_kind": "probabilities", "input": [[0.5, 0.5, 0.0], [0.5, 0.6, 0.0]]},
             ["input", 1],
-            "input[1] sums to 1.1; each row of probabilities must sum to 1 (within 0.001): send logits with input_kind logits",
+            (
+                "input[1] sums to 1.1; each row of probabilities must sum to 1 (within 0.001): send"
+                " logits with input_kind logits"
+            ),
             "probabilities_sum",
         ),
         (
@@ -245,7 +255,10 @@ def test_a_rule_broken(
         (
             {"a": {"metric": "acuracy"}},
             ["metrics", "a", "metric"],
-            "unknown metric 'acuracy'; known: accuracy, confusion_matrix, calibration_error, brier_score, log_loss, auroc, average_precision, regression",
+            (
+                "unknown metric 'acuracy'; known: accuracy, confusion_matrix, calibration_error,"
+                " brier_score, log_loss, auroc, average_precision, regression"
+            ),
             "unknown_metric",
         ),
         (
@@ -357,3 +370,12 @@ def test_v2_and_a_batch_item_answer_as_v1(client: TestClient) -> None:
         "/v1/batch", json={"items": [BASE | {"grade": "accuracy", "top_k": 2}]}
     ).json()
     assert batch["results"] == [{"ok": True} | v1]
+
+
+def test_a_state_past_the_work_budget_is_refused_before_it_is_made(client: TestClient) -> None:
+    """Two predictions of 10**6 classes would make a (10**6, 10**6) confusion matrix."""
+    body = BASE | {"input": [0, 1], "input_kind": "predictions", "num_classes": 10**6}
+    found = problem(client.post("/v1/grades/confusion_matrix", json=body), 413)
+    assert found["max_work"] == 1.0
+    assert found["work"] > 10**4
+    assert client.post("/v1/grades/accuracy", json=body).status_code == 200
