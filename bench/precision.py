@@ -36,7 +36,7 @@ def phases(size: tuple[int, int], grad: bool, form: str, repeats: int) -> dict[s
         marks.append(time.perf_counter())
         result = kind.run(engine, spec, arrays, request.params, request.options)
         marks.append(time.perf_counter())
-        written = requests.encode_result(kind, request, result)
+        written = requests.encode_result(kind, spec, request, result)
         if not isinstance(written, bytes):
             b"".join(written)
         marks.append(time.perf_counter())

@@ -48,7 +48,7 @@ def limit(size: tuple[int, int], grad: bool, repeats: int) -> float:
     plane = DataPlane(Engine(settings), settings)
     kind = KINDS[0]
     spec, content = kind.specs["cross_entropy"], body(*size, grad)
-    encode = partial(requests.encode_result, kind)
+    encode = partial(requests.encode_result, kind, spec)
     times = []
     for _ in range(repeats + 1):
         handed = bytearray(content)

@@ -99,9 +99,9 @@ def brier(batch: Batch) -> State:
     summed over classes (Brier 1950; 0 to 2 multiclass, 0 to 1 binary), and the weight."""
     assert batch.scores is not None
     p = batch.scores
-    if batch.task == "multiclass":
-        p64 = p.to(F64)
-        squares = (p64 * p64).sum(1) - 2 * p64.gather(1, batch.target.unsqueeze(1)).squeeze(1) + 1
+    if batch.task == "multiclass":  # each sample's sum in the computation's dtype
+        mine = p.gather(1, batch.target.unsqueeze(1)).squeeze(1)
+        squares = (p * p).sum(1) - 2 * mine + 1
         return {"squares": _sum(squares, batch.weight), "weight": _total(batch)}
     squares = (p.to(F64) - batch.target.to(F64)) ** 2
     return {"squares": _sum(squares, batch.weight), "weight": _total(batch)}
@@ -149,11 +149,13 @@ def curves(batch: Batch, thresholds: torch.Tensor) -> State:
     size = c * (t.numel() + 1)
     positive = torch.zeros(size, dtype=F64, device=scores.device)
     every = torch.zeros_like(positive)
-    offsets = torch.arange(c, device=scores.device) * (t.numel() + 1)
+    int32 = size < 2**31  # half the memory traffic of int64 keys, where they fit
+    key = torch.int32 if int32 else torch.int64
+    offsets = torch.arange(c, dtype=key, device=scores.device) * (t.numel() + 1)
     step = max(1, ROWS // c)
     for start in range(0, scores.shape[0], step):
         rows = slice(start, start + step)
-        keys = torch.bucketize(scores[rows], t, right=True) + offsets
+        keys = torch.bucketize(scores[rows], t, right=True, out_int32=int32) + offsets
         w = None if batch.weight is None else batch.weight[rows]
         target = batch.target[rows]
         if batch.task == "multiclass":
