@@ -24,7 +24,7 @@ $(VENV)/.service: $(BIN)/python pyproject.toml constraints.txt
 
 # The test tools and the client, beside it.
 $(VENV)/.tests: $(VENV)/.service client/pyproject.toml
-	$(PIP) -e '.[test]' -e './client[parquet]'
+	$(PIP) -e '.[test]' -e './client[parquet,plot]'
 	touch $@
 
 run: $(VENV)/.service
@@ -34,10 +34,11 @@ test: lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
 
 # Long random runs, unseeded: the OpenAPI fuzz test, /v2 inference requests (REST and gRPC)
-# and the parity properties.
+# and the parity and merge properties (losses and grades).
 fuzz: $(VENV)/.tests
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-400} $(BIN)/pytest -q \
-		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/e2e/test_fuzz_grpc.py tests/losses
+		tests/api/test_fuzz.py tests/api/test_fuzz_v2.py tests/e2e/test_fuzz_grpc.py tests/losses \
+		tests/grades
 
 lint: $(VENV)/.tests
 	$(BIN)/ruff check .
@@ -64,7 +65,7 @@ lock:
 	$(PYTHON) -m venv .lock-venv
 	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
 	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet torch==$(TORCH_VERSION)
-	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet '.[test,bench]' './client[parquet]' setuptools wheel
+	env -u PIP_CONSTRAINT .lock-venv/bin/pip install --quiet '.[test,bench]' './client[parquet,plot]' setuptools wheel
 	{ echo "# Every version but torch's (TORCH_VERSION in the Makefile and the Dockerfile): pip -c."; \
 	  echo "# Made by \`make lock\` with $$(.lock-venv/bin/python --version); do not edit by hand."; \
 	  .lock-venv/bin/pip freeze --all | grep -v -i -E '^(torch==|loss[-_]service)'; \

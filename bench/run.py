@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import idle_memory, inflation, oip, pipeline, precision, servers, triton
+from bench import grading, idle_memory, inflation, oip, pipeline, precision, servers, triton
 from bench.harness import PATH, Cell, body, cell, load, peak_rss, serving
 
 SIZES = [(32, 10), (256, 100), (1024, 1000), (4096, 1000)]
@@ -28,6 +28,7 @@ SECTIONS = {
     "inflation": ("inflation", inflation),
     "servers": ("servers", servers),
     "triton": ("triton", triton),
+    "grading": ("grading", grading),
 }
 """Sections that measure on their own: --only name -> (the report's key, the module)."""
 QUICK_SIZES = [(32, 10), (256, 100), (1024, 1000)]
@@ -68,11 +69,12 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("bench/results/report.json"))
     parser.add_argument(
         "--only",
-        choices=["all", "v2", "pipeline", "precision", "memory", "inflation", "servers", "triton"],
+        choices=["all", "v2", "pipeline", "precision", *SECTIONS],
         default="all",
         help="run one section alone: /v2 binary, the labeling pipeline, JSON precision, idle"
         " memory after large requests, /healthz under inflation bombs, the server A/B, or"
-        " this service against a real Triton (REST and gRPC)",
+        " this service against a real Triton (REST and gRPC), or grading 1,000,000 x 100"
+        " logits against torchmetrics and a hand-written loop",
     )
     args = parser.parse_args()
     sizes = QUICK_SIZES if args.quick else SIZES

@@ -42,3 +42,10 @@ def test_every_link_points_into_the_repository(name: str) -> None:
             continue
         assert not target.startswith("../"), f"{name} links outside the repository: {target}"
         assert (path.parent / target).exists(), f"{name} links to a missing {target}"
+
+
+def test_every_metric_is_in_the_grades_table() -> None:
+    from service.grades.metrics import METRICS
+
+    for name in METRICS:
+        assert f"| `{name}` |" in DOCS["grades.md"]

@@ -133,8 +133,17 @@ class GradeEntry(ActivationEntry):
     formula: str | None = None
 
 
+class FinalizeEntry(BaseModel):
+    method: str
+    path: str
+    summary: str
+    body: str
+
+
 class GradeCatalogue(BaseModel):
     grades: list[GradeEntry]
+    finalize: FinalizeEntry
+    """The call that merges states and finalises them."""
 
 
 class GradeState(BaseModel):

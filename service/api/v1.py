@@ -92,10 +92,12 @@ def _compute_route(router: APIRouter, kind: Kind, spec: Spec, path: str, name: s
 
 
 def _catalogue(router: APIRouter, kind: Kind) -> None:
-    """GET /{path}: {path: [entry, ...]}."""
+    """GET /{path}: {path: [entry, ...]}, and what else the kind's view lists."""
+    more = view(kind).listed
 
-    async def catalogue() -> dict[str, list[dict[str, Any]]]:
-        return {kind.path: [spec.entry() for spec in kind.specs.values()]}
+    async def catalogue() -> dict[str, Any]:
+        listed: dict[str, Any] = {kind.path: [spec.entry() for spec in kind.specs.values()]}
+        return listed | dict(more)
 
     router.add_api_route(
         f"/{kind.path}",

@@ -42,6 +42,8 @@ class View:
     body: Body
     responses: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     """The response's model of a function whose answer differs from its kind's, by name."""
+    listed: Mapping[str, Any] = field(default_factory=dict)
+    """What the catalogue lists beside the entries (the grades' finalize call)."""
 
     def response_of(self, spec: Spec) -> type[BaseModel]:
         return self.responses.get(spec.name, self.response)
@@ -106,12 +108,26 @@ def _warned(content: dict[str, Any], named: dict[str, np.ndarray]) -> dict[str, 
     return content
 
 
+FINALIZE = {
+    "method": "POST",
+    "path": "/v1/grades/finalize",
+    "summary": "States of parts (each grade's `state`) merged by each array's declared merge,"
+    " and turned into values and tables by the metric's formula: the one copy of it.",
+    "body": '{"states": {key: [state, ...]}}',
+}
+
+
 VIEWS = {
     "losses": View(LossEntry, Catalogue, LossResponse, _loss_body),
     "activations": View(ActivationEntry, ActivationCatalogue, ActivationResponse, _activation_body),
     "label_quality": View(ActivationEntry, None, LabelQualityResponse, _score_body),
     "grades": View(
-        GradeEntry, GradeCatalogue, GradeResponse, _grade_body, {"grades": GradesResponse}
+        GradeEntry,
+        GradeCatalogue,
+        GradeResponse,
+        _grade_body,
+        {"grades": GradesResponse},
+        {"finalize": FINALIZE},
     ),
 }
 """Each kind's view, by its path."""

@@ -1,6 +1,7 @@
 """States of parts, merged by POST /v1/grades/finalize, against the whole: unweighted counts
 exactly, the rest to float tolerance, data with a large offset included."""
 
+import os
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ METRICS = {
     "average_precision": {"thresholds": [0.1, 0.5, 0.9]},
 }
 JSON = {"content-type": "application/json"}
+EXAMPLES = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20")))
 COUNTS = ("accuracy", "top_2", "confusion_matrix", "auroc", "average_precision")
 
 
@@ -45,7 +47,7 @@ def merged(
     return finalize(client, {key: [a[key]["state"] for a in answers] for key in answers[0]})
 
 
-@settings(max_examples=20)
+@EXAMPLES
 @given(multiclass(low=3), st.data(), st.booleans())
 def test_merged_over_any_split_is_the_whole(client: TestClient, batch, data, weighted) -> None:
     arrays = {"input": batch["logits"], "target": batch["target"]}
@@ -68,7 +70,7 @@ def test_merged_over_any_split_is_the_whole(client: TestClient, batch, data, wei
             )
 
 
-@settings(max_examples=20)
+@EXAMPLES
 @given(st.integers(0, 2**32 - 1), st.integers(2, 400), st.data())
 def test_regression_merged_even_with_a_large_offset(client: TestClient, seed, n, data) -> None:
     rng = np.random.default_rng(seed)

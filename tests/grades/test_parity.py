@@ -3,6 +3,8 @@ accuracy, calibration, AUROC and AP at thresholds, the confusion matrix and the 
 scikit-learn for Brier, log loss, precision, recall, F1, kappa, MCC and R2, and for weighted
 results (sample_weight)."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,8 @@ from torchmetrics.functional import classification as tm
 
 from tests.grades.conftest import grades, labels, multiclass, value
 
-EXAMPLES = settings(max_examples=25)
+EXAMPLES = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "25")))
+"""25 seeded examples in `make test`; `make fuzz` runs FUZZ_EXAMPLES, unseeded."""
 T = torch.from_numpy
 
 

@@ -317,7 +317,9 @@ def test_every_target_ignored_gives_null_with_a_warning(client: TestClient) -> N
 
 
 def test_the_catalogue_and_the_v2_model_derive_from_the_declaration(client: TestClient) -> None:
-    names = [entry["name"] for entry in client.get("/v1/grades").json()["grades"]]
+    catalogue = client.get("/v1/grades").json()
+    assert catalogue["finalize"]["path"] == "/v1/grades/finalize"
+    names = [entry["name"] for entry in catalogue["grades"]]
     assert names == [
         "accuracy",
         "confusion_matrix",
