@@ -54,10 +54,10 @@ def classes(arrays: Arrays, shared: Shared) -> int:
     return 1 if shared.task == "binary" else 0
 
 
-def check(
-    arrays: Arrays, shared: Shared, name: str, tasks: tuple[Task, ...], kinds: tuple[InputKind, ...]
+def supports(
+    shared: Shared, name: str, tasks: tuple[Task, ...], kinds: tuple[InputKind, ...]
 ) -> None:
-    """The rules of the task and input kind, for metric `name` (what it takes)."""
+    """Whether metric `name`, which takes these tasks and input kinds, takes the request's."""
     if shared.task not in tasks:
         raise Invalid.at(
             ("task",),
@@ -70,6 +70,10 @@ def check(
             f"{name} needs input_kind {' or '.join(kinds)}, not {shared.input_kind}",
             "input_kind_unsupported",
         )
+
+
+def check(arrays: Arrays, shared: Shared) -> None:
+    """The rules of the task and the input kind for the tensors: once for every metric."""
     input, target = arrays["input"], arrays["target"]
     if shared.task == "regression":
         checks.same_shape("target", target, "input", input.shape)

@@ -4,7 +4,7 @@ and a state its values and tables (service.grades.values, numpy), and its cost.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -65,6 +65,12 @@ class Metric:
     """Its cost in passes over the input's elements (spec.NS_PER_ELEMENT each)."""
     check: Callable[[int, Any, Any], None] = lambda classes, shared, own: None
     """check(classes, shared, own): rules between its parameters and the data's shape."""
+    only: Mapping[str, tuple[Task, ...]] = field(default_factory=dict)
+    """Values given for some tasks alone, with those tasks."""
+
+    def values_of(self, task: str) -> tuple[str, ...]:
+        """The values it gives for a task."""
+        return tuple(v for v in self.values if task in self.only.get(v, (task,)))
 
     def entry(self) -> dict[str, Any]:
         """What the catalogue says of its state."""
@@ -184,6 +190,7 @@ METRICS: dict[str, Metric] = {
             finalize=values.confusion,
             values=("precision", "recall", "f1", "cohen_kappa", "matthews_corrcoef"),
             passes=2,
+            only=dict.fromkeys(("cohen_kappa", "matthews_corrcoef"), ("binary", "multiclass")),
         ),
         Metric(
             name="calibration_error",

@@ -177,11 +177,8 @@ class GradeSpec(Spec):
         return dict.fromkeys(m.values, 0) | {f"state.{name}": 1 for name in m.merges}
 
     def produced(self, params: Any, options: Any) -> list[str]:
-        shared = _shared(params)
-        names = [name for name in self._metric().values]
-        if self._metric().name == "confusion_matrix" and shared.task == "multilabel":
-            names = names[:3]
-        return names + [f"state.{name}" for name in self._metric().merges]
+        metric = self._metric()
+        return [*metric.values_of(params.task), *(f"state.{name}" for name in metric.merges)]
 
     def entry(self) -> dict[str, Any]:
         return super().entry() | self._metric().entry()
@@ -196,7 +193,8 @@ def _metric_spec(metric: Metric) -> GradeSpec:
 
     def check(arrays: Arrays, p: Any, o: Options) -> None:
         shared = _shared(p)
-        inputs.check(arrays, shared, metric.name, metric.tasks, metric.kinds)
+        inputs.supports(shared, metric.name, metric.tasks, metric.kinds)
+        inputs.check(arrays, shared)
         metric.check(inputs.classes(arrays, shared), shared, _own(metric, p))
 
     def call(
@@ -271,6 +269,12 @@ def plan(params: Any) -> dict[str, tuple[Metric, Params]]:
             )
         own = dict(given)
         name = own.pop("metric", key)
+        if not isinstance(name, str):
+            raise Invalid.at(
+                ("metrics", key, "metric"),
+                "metric must be a metric's name, a string",
+                "string_type",
+            )
         if name not in METRICS:
             raise Invalid.at(
                 ("metrics", key, "metric"),
@@ -293,8 +297,11 @@ def _invalid(error: ValidationError, *prefix: str) -> Invalid:
 
 def _check_grades(arrays: Arrays, p: Any, o: Options) -> None:
     shared = _shared(p)
-    for key, (metric, own) in plan(p).items():
-        inputs.check(arrays, shared, metric.name, metric.tasks, metric.kinds)
+    metrics = plan(p)
+    for metric, _ in metrics.values():
+        inputs.supports(shared, metric.name, metric.tasks, metric.kinds)
+    inputs.check(arrays, shared)
+    for key, (metric, own) in metrics.items():
         try:
             metric.check(inputs.classes(arrays, shared), shared, own)
         except Invalid as error:
@@ -325,7 +332,7 @@ class GradesSpec(Spec):
         return [
             f"{key}.{name}"
             for key, (metric, own) in plan(params).items()
-            for name in (*metric.values, *(f"state.{s}" for s in metric.merges))
+            for name in (*metric.values_of(params.task), *(f"state.{s}" for s in metric.merges))
         ]
 
 
@@ -364,9 +371,8 @@ def read_state(raw: Any) -> formulas.State:
             ("metric",), f"unknown metric '{name}'; known: {', '.join(METRICS)}", "unknown_metric"
         )
     metric = METRICS[name]
-    model = create_model(f"{camel(name)}Settings", __base__=(Shared, metric.params))
-    try:
-        settings = model.model_validate(raw["settings"])
+    try:  # the settings are the metric's parameters, shared and its own
+        settings = GRADES[name].params.model_validate(raw["settings"])
     except ValidationError as error:
         raise _invalid(error, "settings") from None
     shared = _shared(settings)

@@ -262,6 +262,12 @@ def test_a_rule_broken(
             "unknown_metric",
         ),
         (
+            {"a": {"metric": {}}},
+            ["metrics", "a", "metric"],
+            "metric must be a metric's name, a string",
+            "string_type",
+        ),
+        (
             {"a b": {}},
             ["metrics", "a b"],
             "metrics key 'a b' must be 1 to 64 letters, digits, '_' or '-'",
@@ -381,3 +387,19 @@ def test_a_state_past_the_work_budget_is_refused_before_it_is_made(client: TestC
     assert found["max_work"] == 1.0
     assert found["work"] > 10**4
     assert client.post("/v1/grades/accuracy", json=body).status_code == 200
+
+
+def test_v2_answers_what_the_task_gives(client: TestClient) -> None:
+    """Multilabel has no kappa or MCC: /v2 lists what the finalisation gives, no more."""
+    inputs = [
+        {"name": "input", "shape": [2, 3], "datatype": "FP32", "data": np.ravel(LOGITS).tolist()},
+        {"name": "target", "shape": [2, 3], "datatype": "INT64", "data": [1, 0, 1, 0, 0, 1]},
+    ]
+    parameters = {"task": "multilabel", "input_kind": "logits"}
+    for model, extra in (("confusion_matrix", {}), ("grades", {"metrics": "confusion_matrix"})):
+        answer = client.post(
+            f"/v2/models/{model}/infer", json={"inputs": inputs, "parameters": parameters | extra}
+        )
+        assert answer.status_code == 200, answer.text
+        names = [o["name"].removeprefix("confusion_matrix.") for o in answer.json()["outputs"]]
+        assert names == ["precision", "recall", "f1", "state.matrix"]
