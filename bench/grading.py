@@ -47,7 +47,7 @@ def data(rows: int = ROWS) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, CLASSES, rows)
     logits = rng.normal(size=(rows, CLASSES)).astype(np.float32)
-    logits[np.arange(rows), labels] += 1.5  # a model that is right about half the time
+    logits[np.arange(rows), labels] += 1.5  # right about a fifth of the time, top-5 four in ten
     return logits, labels
 
 

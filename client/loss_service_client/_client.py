@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import replace
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from loss_service_client import _calls
 from loss_service_client import _grades as g
 from loss_service_client import _protocol as p
-from loss_service_client._errors import ConnectionFailed, InvalidCall
+from loss_service_client._errors import ConnectionFailed
 
 T = TypeVar("T")
 DEFAULT_SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -81,6 +81,10 @@ class _Base:
             f"cannot reach loss-service at {where}: {reason}; check that it is running and"
             " that the URL is right (LOSS_SERVICE_URL, --url)"
         )
+
+    def _grade_bar(self) -> Any:
+        """A grade's progress bar, shown once the job has taken a second."""
+        return tqdm(unit="request", disable=not self.progress, delay=1.0)
 
     def _show(self, plan: p.Plan[Any], progress: bool | None) -> bool:
         return (self.progress if progress is None else progress) and len(plan.requests) > 1
@@ -157,41 +161,6 @@ class _Base:
             return found | ({"classes": np.asarray(named)} if named is not None else {})
 
         return self._plan(call, server, values["dtype"], join)
-
-    def _grade_setup(self, metrics: Any, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-        """The grades call's parameters, and a bar for its requests."""
-        parameters = {k: v for k, v in options.items() if v is not None}
-        parameters["metrics"] = g.metrics_mapping(metrics)
-        # shown only once the job has taken a second: a small grade prints nothing
-        return parameters, tqdm(unit="request", disable=not self.progress, delay=1.0)
-
-    @staticmethod
-    def _grade_requests(
-        server: p.Server,
-        entry: dict[str, Any],
-        chunks: Iterator[dict[str, Any]],
-        parameters: dict[str, Any],
-        classes: Sequence[str] | None,
-    ) -> Iterator[list[p.Request]]:
-        """The chunks' parts as requests, in groups of about 4 x max_concurrency; each group's
-        states are merged before the next is sent, so memory stays bounded."""
-        group: list[p.Request] = []
-        for chunk in chunks:
-            call = g.call(entry, chunk, parameters, classes)
-            parts, _ = p.plan(call, server, parameters.get("dtype", "float32"))
-            group += [
-                p.encode(part, server.binary, parameters.get("dtype", "float32")) for part in parts
-            ]
-            if len(group) >= 4 * server.max_concurrency:
-                yield group
-                group = []
-        if group:
-            yield group
-
-    @staticmethod
-    def _units(running: g.Unit | None, answers: list[p.Answer], binary: bool) -> list[g.Unit]:
-        """The states so far, then this group's parts' states."""
-        return ([running] if running else []) + [g.states(a, binary) for a in answers]
 
 
 def _answer(response: httpx2.Response) -> p.Answer:
@@ -294,7 +263,7 @@ class Client(_Base):
 
     def grade(
         self,
-        metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] | str,
+        metrics: g.Metrics,
         *,
         task: str,
         input_kind: str,
@@ -315,28 +284,22 @@ class Client(_Base):
         target (and sample_weight) as arrays or files (a path, or FILE:COL), or `chunks`, an
         iterable of {input, target[, sample_weight]} dicts or tuples. It is cut to fit the
         server's limits, graded concurrently, and the parts' states merged by the server."""
-        options: dict[str, Any] = {"task": task, "input_kind": input_kind}
-        options["num_classes"] = num_classes
-        options |= {"ignore_index": ignore_index, "threshold": threshold}
-        options |= {"dtype": dtype, "device": device}
-        parameters, bar = self._grade_setup(metrics, options)
+        options: dict[str, Any] = {"task": task, "input_kind": input_kind, "dtype": dtype}
+        options |= {"num_classes": num_classes, "ignore_index": ignore_index}
+        options["threshold"] = threshold
+        parameters = g.parameters(metrics, options | {"device": device})
         server, entry = self.server(), self._entry("grades", "grades")
-        result, running, sent = None, None, 0
-        with bar:
-            given = g.chunks(input, target, sample_weight, chunks)
-            for group in self._grade_requests(server, entry, given, parameters, classes):
-                plan = p.Plan(group, lambda answers: answers, server.max_concurrency)
-                answers = self.run(plan, bar=bar)
-                sent += len(answers)
-                units = self._units(running, answers, server.binary)
-                while not (result is not None and len(units) == 1):  # merged into one
-                    request, used = g.pack(units, server.max_body_bytes)
-                    result = g.finished(self._send(request), sent)
-                    running = {key: grade.state for key, grade in result.items()}
-                    units = [running, *units[used:]]
-        if result is None:
-            raise InvalidCall("grade has no data: the chunks were empty")
-        return result
+        given = g.chunks(input, target, sample_weight, chunks)
+        steps = g.grading(server, entry, parameters, given, classes)
+        with self._grade_bar() as bar:
+            answer: Any = None
+            while True:
+                try:
+                    step = steps.send(answer)
+                except StopIteration as done:
+                    graded: g.Grades = done.value
+                    return graded
+                answer = self.run(step, bar=bar) if isinstance(step, p.Plan) else self._send(step)
 
     def losses(self) -> list[dict[str, Any]]:
         """The loss catalogue's entries."""
@@ -479,7 +442,7 @@ class AsyncClient(_Base):
 
     async def grade(
         self,
-        metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] | str,
+        metrics: g.Metrics,
         *,
         task: str,
         input_kind: str,
@@ -495,28 +458,25 @@ class AsyncClient(_Base):
         device: str | None = None,
     ) -> g.Grades:
         """As Client.grade."""
-        options: dict[str, Any] = {"task": task, "input_kind": input_kind}
-        options["num_classes"] = num_classes
-        options |= {"ignore_index": ignore_index, "threshold": threshold}
-        options |= {"dtype": dtype, "device": device}
-        parameters, bar = self._grade_setup(metrics, options)
+        options: dict[str, Any] = {"task": task, "input_kind": input_kind, "dtype": dtype}
+        options |= {"num_classes": num_classes, "ignore_index": ignore_index}
+        options["threshold"] = threshold
+        parameters = g.parameters(metrics, options | {"device": device})
         server, entry = await self.server(), await self._entry("grades", "grades")
-        result, running, sent = None, None, 0
-        with bar:
-            given = g.chunks(input, target, sample_weight, chunks)
-            for group in self._grade_requests(server, entry, given, parameters, classes):
-                plan = p.Plan(group, lambda answers: answers, server.max_concurrency)
-                answers = await self.run(plan, bar=bar)
-                sent += len(answers)
-                units = self._units(running, answers, server.binary)
-                while not (result is not None and len(units) == 1):  # merged into one
-                    request, used = g.pack(units, server.max_body_bytes)
-                    result = g.finished(await self._send(request), sent)
-                    running = {key: grade.state for key, grade in result.items()}
-                    units = [running, *units[used:]]
-        if result is None:
-            raise InvalidCall("grade has no data: the chunks were empty")
-        return result
+        given = g.chunks(input, target, sample_weight, chunks)
+        steps = g.grading(server, entry, parameters, given, classes)
+        with self._grade_bar() as bar:
+            answer: Any = None
+            while True:
+                try:
+                    step = steps.send(answer)
+                except StopIteration as done:
+                    graded: g.Grades = done.value
+                    return graded
+                if isinstance(step, p.Plan):
+                    answer = await self.run(step, bar=bar)
+                else:
+                    answer = await self._send(step)
 
     async def losses(self) -> list[dict[str, Any]]:
         """As Client.losses."""

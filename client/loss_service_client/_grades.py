@@ -4,7 +4,7 @@ states merged by the server (POST /v1/grades/finalize) into values and tables. T
 holds no formula and no merge of its own: both are the server's, in one place."""
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,12 @@ import numpy as np
 
 from loss_service_client import _calls
 from loss_service_client import _protocol as p
+from loss_service_client._errors import InvalidCall
 from loss_service_client.files import read
 
 TENSORS = ("input", "target", "sample_weight")
+Metrics = Sequence[str] | Mapping[str, Mapping[str, Any]] | str
+"""Names (a list, or a string with commas), or {key: {"metric": name, **its parameters}}."""
 
 
 @dataclass(frozen=True)
@@ -79,15 +82,68 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def metrics_mapping(
-    metrics: Sequence[str] | Mapping[str, Mapping[str, Any]] | str,
-) -> dict[str, Any]:
-    """A list of names, or a mapping by key of each metric's parameters."""
+def parameters(metrics: Metrics, options: dict[str, Any]) -> dict[str, Any]:
+    """The grades call's parameters: the options given, and `metrics` as a mapping by key of
+    each metric's parameters (from names: a list, or a string with commas)."""
     if isinstance(metrics, str):
         metrics = [m.strip() for m in metrics.split(",")]
     if isinstance(metrics, Mapping):
-        return {str(k): dict(v) for k, v in metrics.items()}
-    return {name: {} for name in metrics}
+        mapping = {str(k): dict(v) for k, v in metrics.items()}
+    else:
+        mapping = {name: {} for name in metrics}
+    return {k: v for k, v in options.items() if v is not None} | {"metrics": mapping}
+
+
+Step = p.Plan[list[p.Answer]] | p.Request
+"""What grading asks its client to send: a group of parts (answered by their answers), or a
+finalize request (answered by its answer)."""
+
+
+def grading(
+    server: p.Server,
+    entry: dict[str, Any],
+    parameters: dict[str, Any],
+    chunks: Iterator[dict[str, Any]],
+    classes: Sequence[str] | None,
+) -> Generator[Step, Any, Grades]:
+    """The whole grade, as the steps a client sends (Client and AsyncClient drive it alike).
+
+    The chunks' parts go in groups of about 4 x max_concurrency; after each group its states
+    and those merged so far are finalised (packed to max_body_bytes), so memory stays
+    bounded."""
+    dtype = parameters.get("dtype", "float32")
+    result, running, sent = None, None, 0
+    for group in _groups(server, entry, chunks, parameters, classes, dtype):
+        answers = yield p.Plan(group, lambda found: found, server.max_concurrency)
+        sent += len(answers)
+        units = ([running] if running else []) + [states(a, server.binary) for a in answers]
+        while result is None or len(units) > 1:  # until this group is merged into one
+            request, used = pack(units, server.max_body_bytes)
+            result = finished((yield request), sent)
+            running = {key: grade.state for key, grade in result.items()}
+            units = [running, *units[used:]]
+    if result is None:
+        raise InvalidCall("grade has no data: the chunks were empty")
+    return result
+
+
+def _groups(
+    server: p.Server,
+    entry: dict[str, Any],
+    chunks: Iterator[dict[str, Any]],
+    parameters: dict[str, Any],
+    classes: Sequence[str] | None,
+    dtype: str,
+) -> Iterator[list[p.Request]]:
+    group: list[p.Request] = []
+    for chunk in chunks:
+        parts, _ = p.plan(call(entry, chunk, parameters, classes), server, dtype)
+        group += [p.encode(part, server.binary, dtype) for part in parts]
+        if len(group) >= 4 * server.max_concurrency:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def chunks(

@@ -122,13 +122,6 @@ def _top_k(classes: int, shared: Any, own: Any) -> None:
         )
 
 
-def _no_micro(classes: int, shared: Any, own: Any) -> None:
-    if shared.task == "multiclass" and own.average == "micro":
-        raise Invalid.at(
-            ("average",), "average micro is not defined for multiclass curves", "average"
-        )
-
-
 def _thresholds(data: Data) -> Callable[[int | list[float]], torch.Tensor]:
     scores = data.batch.scores
     assert scores is not None
@@ -141,9 +134,23 @@ def _thresholds(data: Data) -> Callable[[int | list[float]], torch.Tensor]:
     return make
 
 
-CURVE_STATE: Mapping[str, values.Merge] = dict.fromkeys(
-    ("tp", "fp", "positives", "negatives"), "sum"
-)
+def _curves_metric(name: str, summary: str, reference: str, finalize: values.Finalize) -> Metric:
+    """AUROC and AP: one state, the one-vs-rest counts at fixed thresholds."""
+    return Metric(
+        name=name,
+        summary=summary,
+        reference=reference,
+        tasks=CLASSIFICATION,
+        kinds=SCORES,
+        params=CurveParams,
+        merges=dict.fromkeys(("tp", "fp", "positives", "negatives"), "sum"),
+        shapes=_curves,
+        state=lambda data, own: states.curves(data.batch, _thresholds(data)(own.thresholds)),
+        finalize=finalize,
+        values=(name,),
+        passes=8,
+    )
+
 
 MOMENTS: Mapping[str, values.Merge] = {
     "n": "sum",
@@ -237,35 +244,18 @@ METRICS: dict[str, Metric] = {
             values=("log_loss",),
             passes=3,
         ),
-        Metric(
-            name="auroc",
-            summary="Area under the ROC curve, binned at fixed thresholds (one-vs-rest), and"
-            " the curves.",
-            reference="torchmetrics.functional.classification.auroc (thresholds=...)",
-            tasks=CLASSIFICATION,
-            kinds=SCORES,
-            params=CurveParams,
-            merges=CURVE_STATE,
-            shapes=_curves,
-            state=lambda data, own: states.curves(data.batch, _thresholds(data)(own.thresholds)),
-            finalize=values.auroc,
-            values=("auroc",),
-            passes=8,
+        _curves_metric(
+            "auroc",
+            "Area under the ROC curve, binned at fixed thresholds (one-vs-rest), and the curves.",
+            "torchmetrics.functional.classification.auroc (thresholds=...)",
+            values.auroc,
         ),
-        Metric(
-            name="average_precision",
-            summary="Average precision, binned at fixed thresholds (one-vs-rest), and the"
+        _curves_metric(
+            "average_precision",
+            "Average precision, binned at fixed thresholds (one-vs-rest), and the"
             " precision-recall curves.",
-            reference="torchmetrics.functional.classification.average_precision (thresholds=...)",
-            tasks=CLASSIFICATION,
-            kinds=SCORES,
-            params=CurveParams,
-            merges=CURVE_STATE,
-            shapes=_curves,
-            state=lambda data, own: states.curves(data.batch, _thresholds(data)(own.thresholds)),
-            finalize=values.average_precision,
-            values=("average_precision",),
-            passes=8,
+            "torchmetrics.functional.classification.average_precision (thresholds=...)",
+            values.average_precision,
         ),
         Metric(
             name="regression",
