@@ -20,6 +20,8 @@ MATRIX_CLASSES = 30
 PAIRS = 20
 CURVES = 5
 """The weakest classes drawn beside a curve's average."""
+LABELLED = 10
+"""The most suspect samples named in the label-quality close-up."""
 
 
 def _pyplot() -> Any:
@@ -207,28 +209,53 @@ def _confusion(ax: Any, grade: Any, classes: Any) -> None:
 
 
 def scores(values: np.ndarray, suspects: np.ndarray, name: str, path: Path) -> None:
-    """A histogram of one label-quality score, the suspects' scores marked below it and the
-    line under which they fall."""
+    """Two panels: the histogram of one label-quality score over every sample (log scale),
+    with the line under which the suspects fall; and the lowest scores close up, in order,
+    the suspects in red, the lowest LABELLED listed by sample index."""
     plt = _pyplot()
-    figure, ax = plt.subplots(figsize=(8, 4.5))
-    finite = values[np.isfinite(values)]
-    ax.hist(finite, bins=60, color="#4C72B0", alpha=0.8, label="all samples")
-    marked = values[suspects]
-    ax.plot(
-        marked,
-        np.zeros_like(marked),
-        "|",
-        color="#C44E52",
-        markersize=22,
-        mew=1.5,
-        label=f"{len(suspects)} most suspect",
+    figure, (whole, close) = plt.subplots(
+        1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]}
     )
-    if len(marked):
-        ax.axvline(marked.max(), color="#C44E52", ls="--", lw=1)
-    ax.set_yscale("log")
-    ax.set(xlabel=f"{name} (lower: more likely mislabelled)", ylabel="samples")
-    ax.set_title(f"label quality: {name} of {len(values)} samples", loc="left", fontweight="bold")
-    ax.legend()
+    finite = values[np.isfinite(values)]
+    whole.hist(finite, bins=60, color="#4C72B0", alpha=0.85, label="all samples")
+    whole.set_yscale("log")
+    whole.set(xlabel=f"{name} (lower: more likely mislabelled)", ylabel="samples")
+    whole.set_title(
+        f"label quality: {name} of {len(values)} samples", loc="left", fontweight="bold"
+    )
+    if len(suspects):
+        line = float(values[suspects].max())
+        whole.axvline(line, color="#C44E52", ls="--", lw=1.2)
+        whole.text(
+            line,
+            0.97,
+            f"  the {len(suspects)} most suspect: <= {line:.4g}",
+            transform=whole.get_xaxis_transform(),
+            color="#C44E52",
+            va="top",
+            fontsize=9,
+        )
+    lowest = np.argsort(values, kind="stable")[: max(3 * len(suspects), 30)]
+    rank = np.arange(len(lowest))
+    marked = np.isin(lowest, suspects)
+    close.scatter(
+        rank[~marked], values[lowest][~marked], s=12, color="#4C72B0", label="next lowest"
+    )
+    close.scatter(rank[marked], values[lowest][marked], s=22, color="#C44E52", label="suspects")
+    named = "\n".join(f"sample {i}: {values[i]:.4g}" for i in lowest[:LABELLED])
+    close.text(
+        0.03,
+        0.97,
+        f"lowest {LABELLED}:\n{named}",
+        transform=close.transAxes,
+        va="top",
+        fontsize=7.5,
+        family="monospace",
+        bbox={"fc": "white", "ec": "#cccccc"},
+    )
+    close.set(xlabel="rank, lowest first", ylabel=name)
+    close.set_title("the lowest scores, close up", loc="left", fontweight="bold")
+    close.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
