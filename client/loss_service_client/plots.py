@@ -196,7 +196,7 @@ def _confusion(ax: Any, grade: Any, classes: Any) -> None:
             fontsize=7,
         )
     ax.set_yticks(range(len(pairs)), labels, fontsize=8)
-    ax.set(xlabel="samples (target → predicted)")
+    ax.set(xlabel="samples (target → predicted)", xlim=(0, max(counts, default=1) * 1.3))
     ax.text(
         0.99,
         0.01,
