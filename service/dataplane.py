@@ -82,12 +82,17 @@ class Allowance:
         self.used += cost.work
         self.seconds += cost.seconds
         if self.used > self.limit:
+            members = {"work": self.used, "max_work": self.limit}
+            fixed = ""
+            if cost.fixed:
+                members["fixed_work"] = cost.fixed
+                fixed = f"; {cost.fixed:.3g} of it does not shrink with the batch"
             raise PayloadTooLarge(
                 f"{spec.name} would take about {cost.seconds:.3g} s of one core and"
-                f" {cost.bytes / 2**20:.0f} MiB (work {cost.work:.3g}); the limit is max_work"
-                f" ({self.limit:g}, in units of {WORK_SECONDS:g} s or"
+                f" {cost.bytes / 2**20:.0f} MiB (work {cost.work:.3g}{fixed}); the limit is"
+                f" max_work ({self.limit:g}, in units of {WORK_SECONDS:g} s or"
                 f" {WORK_BYTES / 2**30:g} GiB)",
-                members={"work": self.used, "max_work": self.limit},
+                members=members,
             )
 
 

@@ -101,6 +101,9 @@ class Cost:
 
     seconds: float
     bytes: float
+    fixed: float = 0.0
+    """The work of it that does not shrink with the batch (a grade's (C, C) matrix): a refusal
+    says it, so that a client does not cut a call that no cut makes fit."""
 
     @property
     def work(self) -> float:

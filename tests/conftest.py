@@ -62,5 +62,14 @@ def problem(response: httpx2.Response, status: int) -> dict[str, Any]:
     assert response.headers["content-type"] == "application/problem+json"
     body: dict[str, Any] = response.json()
     assert body["status"] == status
-    assert set(body) <= {"type", "title", "status", "detail", "errors", "work", "max_work"}
+    assert set(body) <= {
+        "type",
+        "title",
+        "status",
+        "detail",
+        "errors",
+        "work",
+        "max_work",
+        "fixed_work",
+    }
     return body

@@ -174,14 +174,18 @@ def plan(call: Call, server: Server, dtype: str) -> tuple[list[Call], int]:
 
 def cut_again(call: Call, problem: dict[str, Any]) -> list[Call]:
     """A part the server refused for its work, in ceil(work / max_work) smaller ones (and a
-    tenth more, as the estimate is not quite linear in the batch); [] where it cannot be cut
-    (a batch of one, or a function that mixes its samples)."""
+    tenth more, as the estimate is not quite linear in the batch; the refusal's `fixed_work`,
+    what does not shrink with the batch, left out of both); [] where it cannot be cut (a batch
+    of one, a function that mixes its samples, or fixed work past the limit alone)."""
     rows = _rows(call)
     work, limit = problem.get("work"), problem.get("max_work")
+    fixed = problem.get("fixed_work", 0.0)
     if rows <= 1 or not isinstance(work, int | float) or not isinstance(limit, int | float):
         return []
+    if not isinstance(fixed, int | float) or fixed >= limit:
+        return []  # what does not shrink with the batch is past the limit alone
     cut = {n for n, a in call.tensors.items() if _cut(a, call.batch.get(n), rows)}
-    pieces = min(rows, math.ceil(work / limit * 1.1))
+    pieces = min(rows, math.ceil((work - fixed) / (limit - fixed) * 1.1))
     return _parts(call, cut, rows, max(1, math.ceil(rows / max(pieces, 2))))
 
 

@@ -99,8 +99,22 @@ def test_files_and_class_names(url: str, tmp_path: Path) -> None:
     assert found["accuracy"].values == reference["accuracy"].values
 
 
-def test_a_state_too_large_for_the_budget_is_refused_after_one_cut(url: str) -> None:
-    with Client(url, progress=False) as client, pytest.raises(LossServiceError) as refused:
+def test_a_state_too_large_for_the_budget_is_refused_without_a_cut(url: str) -> None:
+    """Its (C, C) matrix does not shrink with the batch: the refusal says so (fixed_work), and
+    the client sends no pieces (it once sent 25,000, each refused again)."""
+    sent = []
+    transport = httpx2.HTTPTransport()
+
+    class Counting(httpx2.BaseTransport):
+        def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+            sent.append(request.url.path)
+            return transport.handle_request(request)
+
+        def close(self) -> None:
+            transport.close()
+
+    client = Client(url, progress=False, transport=Counting())
+    with client, pytest.raises(LossServiceError) as refused:
         client.grade(
             ["confusion_matrix"],
             input=np.arange(5000) % 7,
@@ -110,6 +124,21 @@ def test_a_state_too_large_for_the_budget_is_refused_after_one_cut(url: str) -> 
             num_classes=10**6,
         )
     assert refused.value.status == 413
+    assert [path for path in sent if path.endswith("/infer")] == ["/v2/models/grades/infer"]
+
+
+def test_binary_grades_through_the_client(url: str) -> None:
+    """Binary states once failed their own finalize (num_classes 1)."""
+    x, y = RNG.normal(size=2000), RNG.integers(0, 2, 2000)
+    with Client(url, progress=False) as client:
+        found = client.grade(
+            ["accuracy", "auroc", "calibration_error", "log_loss"],
+            input=x,
+            target=y,
+            task="binary",
+            input_kind="logits",
+        )
+    assert found["accuracy"].values["accuracy"] == np.mean((x > 0) == y)
 
 
 def test_the_cli_writes_a_report_and_pictures(url: str, tmp_path: Path) -> None:

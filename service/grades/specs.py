@@ -86,7 +86,13 @@ def _finish(metric: Metric, state: formulas.State) -> Grade:
 
 
 def _settings(shared: Shared, own: Params, classes: int) -> dict[str, Any]:
-    return shared.model_dump() | {"num_classes": classes or None} | own.model_dump()
+    return shared.model_dump() | {"num_classes": _settled(classes)} | own.model_dump()
+
+
+def _settled(classes: int) -> int | None:
+    """num_classes as a state's settings hold it: C or L; none for binary (one label, as the
+    task says) or regression."""
+    return classes if classes > 1 else None
 
 
 def _grade(metric: Metric, data: Data, shared: Shared, own: Params, classes: int) -> Grade:
@@ -156,9 +162,11 @@ def _cost(metrics: list[tuple[Metric, Params]], arrays: Arrays, params: Any, opt
         for shape in metric.shapes(classes, _settings(shared, own, classes)).values()
     )
     passes = 3 + sum(metric.passes for metric, _ in metrics)
+    fixed = Cost(state * STATE_NS * 1e-9, state * STATE_BYTES + states.ROWS * 16)
     return Cost(
-        (elements * NS_PER_ELEMENT * passes + state * STATE_NS) * 1e-9,
-        elements * itemsize(options) * 4 + state * STATE_BYTES + states.ROWS * 16,
+        elements * NS_PER_ELEMENT * passes * 1e-9 + fixed.seconds,
+        elements * itemsize(options) * 4 + fixed.bytes,
+        fixed.work,
     )
 
 
@@ -396,7 +404,7 @@ def read_state(raw: Any) -> formulas.State:
             ("arrays",), f"a {name} state's arrays are: {', '.join(shapes)}", "state_arrays"
         )
     read = {key: _array(key, arrays[key], shape) for key, shape in shapes.items()}
-    return formulas.State(name, settings.model_dump() | {"num_classes": classes or None}, read)
+    return formulas.State(name, settings.model_dump() | {"num_classes": _settled(classes)}, read)
 
 
 def _array(name: str, raw: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -196,3 +196,32 @@ def test_a_finalize_body_that_is_not_states(client: TestClient) -> None:
     assert body["detail"] == "states must be an object of lists of states, by key"
     body = problem(client.post("/v1/grades/finalize", json={"states": {"a": []}}), 422)
     assert body["detail"] == "states.a is empty"
+
+
+@pytest.mark.parametrize(
+    ("task", "input", "target", "kind"),
+    [
+        ("binary", [0.3, -1.2, 2.0, 0.1], [1, 0, 1, 1], "logits"),
+        ("multilabel", [[0.3, -1.2], [2.0, 0.1]], [[1, 0], [1, 1]], "logits"),
+        ("regression", [1, 2, 3, 5], [1, 2, 4, 4], "predictions"),  # integers: counts, ratings
+    ],
+)
+def test_every_task_s_state_finalises_to_its_own_answer(
+    client: TestClient, task: str, input: list, target: list, kind: str
+) -> None:
+    """A binary state once came back as a 422 (num_classes 1), integer regression as a 500."""
+    metrics = ["regression"] if task == "regression" else ["accuracy", "confusion_matrix", "auroc"]
+    if task == "binary":
+        metrics += ["calibration_error", "brier_score", "log_loss", "average_precision"]
+    whole = grades(client, metrics, input=input, target=target, task=task, input_kind=kind)
+    again = finalize(
+        client, {key: [grade["state"], grade["state"]] for key, grade in whole.items()}
+    )
+    for key, grade in whole.items():
+        assert again[key]["values"] == grade["values"], key
+    if task == "regression":
+        floats = [float(v) for v in input], [float(v) for v in target]
+        as_floats = grades(
+            client, metrics, input=floats[0], target=floats[1], task=task, input_kind=kind
+        )
+        assert as_floats["regression"]["values"] == whole["regression"]["values"]

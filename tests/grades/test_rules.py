@@ -386,6 +386,8 @@ def test_a_state_past_the_work_budget_is_refused_before_it_is_made(client: TestC
     found = problem(client.post("/v1/grades/confusion_matrix", json=body), 413)
     assert found["max_work"] == 1.0
     assert found["work"] > 10**4
+    assert found["fixed_work"] > 10**4  # no cut of the batch makes it fit: the client knows
+    assert "of it does not shrink with the batch" in found["detail"]
     assert client.post("/v1/grades/accuracy", json=body).status_code == 200
 
 
