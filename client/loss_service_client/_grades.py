@@ -5,7 +5,7 @@ holds no formula and no merge of its own: both are the server's, in one place.""
 
 import json
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class Grades(Mapping[str, Grade]):
     requests: int = 0
     """How many parts the data went in."""
     warnings: list[str] = field(default_factory=list)
+    classes: tuple[str, ...] | None = None
+    """The class names the labels were given as (strings or categories), in index order: what
+    the per-class tables' rows and the confusion matrix's rows and columns are."""
 
     def __getitem__(self, key: str) -> Grade:
         return self.grades[key]
@@ -67,6 +70,7 @@ class Grades(Mapping[str, Grade]):
             },
             "requests": self.requests,
             "warnings": self.warnings,
+            "classes": None if self.classes is None else list(self.classes),
         }
 
 
@@ -113,7 +117,8 @@ def grading(
     bounded."""
     dtype = parameters.get("dtype", "float32")
     result, running, sent = None, None, 0
-    for group in _groups(server, entry, chunks, parameters, classes, dtype):
+    named: list[tuple[str, ...] | None] = []
+    for group in _groups(server, entry, chunks, parameters, classes, dtype, named):
         answers = yield p.Plan(group, lambda found: found, server.max_concurrency)
         sent += len(answers)
         units = ([running] if running else []) + [states(a, server.binary) for a in answers]
@@ -124,7 +129,19 @@ def grading(
             units = [running, *units[used:]]
     if result is None:
         raise InvalidCall("grade has no data: the chunks were empty")
-    return result
+    return replace(result, classes=named[0])
+
+
+def _difference(names: tuple[str, ...] | None, first: tuple[str, ...] | None) -> str:
+    """What one chunk's class names have that the first's lack, and the other way round."""
+    if names is None or first is None:
+        return "names in one, indices in the other"
+    here, there = sorted(set(names) - set(first)), sorted(set(first) - set(names))
+    found = [
+        f"{', '.join(here[:3])} here" if here else "",
+        f"{', '.join(there[:3])} not" if there else "",
+    ]
+    return "; ".join(part for part in found if part)
 
 
 def _groups(
@@ -134,10 +151,22 @@ def _groups(
     parameters: dict[str, Any],
     classes: Sequence[str] | None,
     dtype: str,
+    named: list[tuple[str, ...] | None],
 ) -> Iterator[list[p.Request]]:
+    """The parts' requests in groups; `named` gets the class names of the first chunk's labels
+    (each other chunk's must be the same)."""
     group: list[p.Request] = []
-    for chunk in chunks:
-        parts, _ = p.plan(call(entry, chunk, parameters, classes), server, dtype)
+    for index, chunk in enumerate(chunks):
+        found, names = call(entry, chunk, parameters, classes)
+        if index == 0:
+            named.append(names)
+        elif names != named[0]:  # indices of other names would merge as the same classes
+            raise InvalidCall(
+                f"the labels of chunk {index} name other classes than the first chunk's"
+                f" ({_difference(names, named[0])}): give every class's name, in order, as"
+                " classes="
+            )
+        parts, _ = p.plan(found, server, dtype)
         group += [p.encode(part, server.binary, dtype) for part in parts]
         if len(group) >= 4 * server.max_concurrency:
             yield group
@@ -175,14 +204,13 @@ def call(
     chunk: dict[str, Any],
     parameters: dict[str, Any],
     classes: Sequence[str] | None,
-) -> p.Call:
-    """A chunk as the `grades` call, its labels as indices (class names included) except for
-    regression, whose targets are values."""
+) -> tuple[p.Call, tuple[str, ...] | None]:
+    """A chunk as the `grades` call, its labels as indices (and the class names they were
+    given as, or None), except for regression, whose targets are values."""
     if parameters.get("task") == "regression":
         tensors = [t | {"kind": "values"} for t in entry["tensors"]]
         entry = entry | {"tensors": tensors}
-    found, _ = _calls.build("grade", "grades", entry, chunk | parameters, True, classes)
-    return found
+    return _calls.build("grade", "grades", entry, chunk | parameters, True, classes)
 
 
 def states(answer: p.Answer, binary: bool) -> dict[str, dict[str, Any]]:

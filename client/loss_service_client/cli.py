@@ -356,7 +356,7 @@ def _grade(client: Client, args: argparse.Namespace) -> None:
     if args.plot is not None:
         from loss_service_client import plots
 
-        drawn = plots.grades(found, args.plot, names)
+        drawn = plots.grades(found, args.plot)
         print(f"drew {', '.join(drawn)} into {args.plot}")
 
 

@@ -37,17 +37,26 @@ def _pyplot() -> Any:
     return plt
 
 
-def grades(found: Grades, path: Path, classes: Any = None) -> list[str]:
-    """Draws every panel the grades allow into `path`; the panels' names."""
+def grades(found: Grades, path: Path) -> list[str]:
+    """Draws every panel the grades allow into `path` (classes by their names where the
+    labels were names); the panels' names."""
+    classes = found.classes
     plt = _pyplot()
     panels: list[tuple[str, Callable[[Any], None]]] = []
     for key, grade in found.items():
         if "reliability" in grade.tables:
             panels.append((f"reliability ({key})", partial(_reliability, grade=grade)))
         if "roc" in grade.tables:
-            panels.append((f"ROC ({key})", partial(_curve, grade=grade, which="roc")))
+            panels.append(
+                (f"ROC ({key})", partial(_curve, grade=grade, which="roc", classes=classes))
+            )
         if "pr" in grade.tables:
-            panels.append((f"precision-recall ({key})", partial(_curve, grade=grade, which="pr")))
+            panels.append(
+                (
+                    f"precision-recall ({key})",
+                    partial(_curve, grade=grade, which="pr", classes=classes),
+                )
+            )
         if grade.metric == "confusion_matrix":
             panels.append((f"confusion ({key})", partial(_confusion, grade=grade, classes=classes)))
     if not panels:
@@ -55,7 +64,7 @@ def grades(found: Grades, path: Path, classes: Any = None) -> list[str]:
             "nothing to plot: --plot draws calibration_error, auroc, average_precision and"
             " confusion_matrix"
         )
-    columns = min(2, len(panels))
+    columns = 3 if len(panels) == 3 else min(2, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 5.5 * rows), squeeze=False)
     for ax, (title, draw) in zip(axes.flat, panels, strict=False):
@@ -70,39 +79,60 @@ def grades(found: Grades, path: Path, classes: Any = None) -> list[str]:
 
 
 def _reliability(ax: Any, grade: Any) -> None:
-    """Accuracy against mean confidence per bin, bars as wide as the bin, with the gap to the
-    diagonal shaded and each bin's share of the samples underneath."""
+    """Accuracy per confidence bin (bars as wide as the bin), each bin's mean confidence as a
+    black tick, the gap between them hatched: red where the model is over-confident, green
+    where under-confident. Each bar's foot gives its share of the samples. (Confidences of
+    exactly 1, binned apart as torchmetrics bins them, are drawn in the top bin.)"""
     table = grade.tables["reliability"]
     count = np.asarray(table["count"], dtype=float)
     n_bins = len(count) - 1
+    correct = np.nan_to_num(np.asarray(table["accuracy"], dtype=float)) * count
+    confident = np.nan_to_num(np.asarray(table["confidence"], dtype=float)) * count
+    for sums in (count, correct, confident):
+        sums[n_bins - 1] += sums[n_bins]
+    count, correct, confident = count[:n_bins], correct[:n_bins], confident[:n_bins]
     width = 1 / n_bins
     lower = np.arange(n_bins) * width
-    kept = count[:n_bins] > 0
-    accuracy = np.nan_to_num(np.asarray(table["accuracy"][:n_bins], dtype=float))
-    confidence = np.nan_to_num(np.asarray(table["confidence"][:n_bins], dtype=float))
+    kept = count > 0
+    accuracy = correct[kept] / count[kept]
+    confidence = confident[kept] / count[kept]
+    left = lower[kept]
     ax.bar(
-        lower[kept],
-        accuracy[kept],
-        width,
-        align="edge",
-        color="#4C72B0",
-        edgecolor="white",
-        label="accuracy",
+        left, accuracy, width, align="edge", color="#4C72B0", edgecolor="white", label="accuracy"
     )
-    gap = confidence[kept] - accuracy[kept]
-    ax.bar(
-        lower[kept],
-        gap,
-        width,
-        bottom=accuracy[kept],
-        align="edge",
-        color="#DD8452",
-        alpha=0.45,
-        hatch="//",
-        edgecolor="#DD8452",
-        label="gap to confidence",
-    )
+    over = confidence > accuracy
+    for mask, color, label in (
+        (over, "#C44E52", "over-confident"),
+        (~over, "#55A868", "under-confident"),
+    ):
+        if mask.any():
+            ax.bar(
+                left[mask],
+                np.abs(confidence - accuracy)[mask],
+                width,
+                bottom=np.minimum(confidence, accuracy)[mask],
+                align="edge",
+                color=color,
+                alpha=0.35,
+                hatch="//",
+                edgecolor=color,
+                label=label,
+            )
+    ax.hlines(confidence, left, left + width, color="black", lw=1.5, label="mean confidence")
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
+    share = count[kept] / max(count.sum(), 1)
+    for x, part in zip(left, share, strict=True):
+        if part >= 0.005:
+            ax.text(
+                x + width / 2,
+                0.01,
+                f"{part:.0%}",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize=6.5,
+                color="white",
+            )
     values = grade.values
     ax.text(
         0.03,
@@ -113,16 +143,16 @@ def _reliability(ax: Any, grade: Any) -> None:
         fontsize=9,
         bbox={"fc": "white", "ec": "#cccccc"},
     )
-    share = count[:n_bins] / max(count.sum(), 1)
-    twin = ax.twinx()
-    twin.bar(lower + width / 2, share, width * 0.35, color="black", alpha=0.25)
-    twin.set_ylim(0, max(share.max() * 4, 1e-9))
-    twin.set_ylabel("share of samples (grey)")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
-    ax.legend(loc="upper left", bbox_to_anchor=(0, 0.82), fontsize=8)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="confidence (at each bar's foot: its share of the samples)",
+        ylabel="accuracy",
+    )
+    ax.legend(loc="upper left", bbox_to_anchor=(0, 0.8), fontsize=8)
 
 
-def _curve(ax: Any, grade: Any, which: str) -> None:
+def _curve(ax: Any, grade: Any, which: str, classes: Any) -> None:
     """Every class faint, the weakest CURVES classes named, the macro average in bold."""
     table = grade.tables[which]
     x_name, y_name = ("fpr", "tpr") if which == "roc" else ("recall", "precision")
@@ -132,7 +162,7 @@ def _curve(ax: Any, grade: Any, which: str) -> None:
         ax.plot(x[row], y[row], color="#999999", lw=0.5, alpha=0.35)
     if len(x) > 1:
         for row in np.argsort(score)[: min(CURVES, len(x))]:
-            ax.plot(x[row], y[row], lw=1.2, label=f"class {row}: {score[row]:.3f}")
+            ax.plot(x[row], y[row], lw=1.2, label=f"{_name(classes, row)}: {score[row]:.3f}")
     mean_x, mean_y = x.mean(0), y.mean(0)
     value = grade.values[grade.metric]
     label = f"{'macro ' if len(x) > 1 else ''}{grade.metric} {float(np.mean(value)):.4f}"
@@ -140,7 +170,11 @@ def _curve(ax: Any, grade: Any, which: str) -> None:
     if which == "roc":
         ax.plot([0, 1], [0, 1], "--", color="grey", lw=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=x_name, ylabel=y_name)
-    ax.legend(loc="lower right" if which == "roc" else "lower left", fontsize=8)
+    ax.legend(loc="lower right" if which == "roc" else "best", fontsize=8)
+
+
+def _name(classes: Any, index: int) -> str:
+    return str(classes[index]) if classes is not None else f"class {index}"
 
 
 def _confusion(ax: Any, grade: Any, classes: Any) -> None:
@@ -177,7 +211,8 @@ def _confusion(ax: Any, grade: Any, classes: Any) -> None:
         return
     off = matrix.copy()
     np.fill_diagonal(off, 0)
-    flat = np.argsort(off, axis=None)[::-1][:PAIRS]
+    # the most confused first: by count, then by the share of the target's samples
+    flat = np.lexsort((-share.ravel(), -off.ravel()))[:PAIRS]
     pairs = [
         (int(i), int(j))
         for i, j in zip(*np.unravel_index(flat, off.shape), strict=True)
@@ -185,18 +220,17 @@ def _confusion(ax: Any, grade: Any, classes: Any) -> None:
     ]
     labels = [f"{names[i]} → {names[j]}" for i, j in pairs][::-1]
     counts = [off[i, j] for i, j in pairs][::-1]
-    shares = [share[i, j] for i, j in pairs][::-1]
     bars = ax.barh(range(len(pairs)), counts, color="#C44E52")
-    for bar, s in zip(bars, shares, strict=True):
+    for bar, (i, j) in zip(bars, pairs[::-1], strict=True):
         ax.text(
             bar.get_width(),
             bar.get_y() + bar.get_height() / 2,
-            f" {s:.1%} of the target's",
+            f" {share[i, j]:.1%} of {names[i]}'s samples",
             va="center",
             fontsize=7,
         )
     ax.set_yticks(range(len(pairs)), labels, fontsize=8)
-    ax.set(xlabel="samples (target → predicted)", xlim=(0, max(counts, default=1) * 1.3))
+    ax.set(xlabel="samples (target → predicted)", xlim=(0, max(counts, default=1) * 1.45))
     ax.text(
         0.99,
         0.01,

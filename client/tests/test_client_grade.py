@@ -11,7 +11,7 @@ import httpx2
 import numpy as np
 import pytest
 
-from loss_service_client import AsyncClient, Client, LossServiceError
+from loss_service_client import AsyncClient, Client, InvalidCall, LossServiceError
 
 RNG = np.random.default_rng(23)
 N, C = 1000, 6
@@ -227,3 +227,19 @@ def test_the_cli_refuses_bad_metrics_in_one_line(url: str, tmp_path: Path) -> No
     )
     assert done.returncode == 2
     assert "metrics is not JSON" in done.stderr
+
+
+def test_class_names_travel_and_chunks_must_name_the_same_classes(url: str) -> None:
+    names = np.array(["ant", "bee", "cat", "dog", "eel", "fox"])
+    with Client(url, progress=False) as client:
+        found = client.grade(["accuracy"], input=LOGITS, target=names[LABELS], **KIND)
+        assert found.classes == tuple(names)
+        assert found.report()["classes"] == list(names)
+        other = ["ant", "bee", "cat", "dog", "eel", "gnu"]
+        parts = [(LOGITS[:6], list(names)), (LOGITS[6:12], other)]
+        with pytest.raises(InvalidCall) as refused:
+            client.grade(["accuracy"], chunks=parts, **KIND)
+    assert str(refused.value) == (
+        "the labels of chunk 1 name other classes than the first chunk's (gnu here; fox not):"
+        " give every class's name, in order, as classes="
+    )
