@@ -38,6 +38,9 @@ class TensorSpec:
     batch: int | None = 0
     """The axis of the batch (N) in the batched form, along which a client may split a call
     (1 for CTC's (T, N, C) log_probs); None where the tensor has none."""
+    datatype: str | None = None
+    """The datatype /v2 model metadata shows, where the element kind's usual one is not what
+    users send (a grade's input: FP32 logits, though predictions may be INT64)."""
 
     def entry(self) -> dict[str, Any]:
         fields = ("name", "kind", "shape", "dtype", "grad", "batch")
@@ -245,7 +248,7 @@ class Spec:
                 raise Invalid.at(
                     (spec.name,),
                     f"{spec.name} of shape {arrays[spec.name].shape} is empty;"
-                    " a loss needs at least one element",
+                    f" {self.name} needs at least one element",
                     "empty",
                 )
         for param in self.tensor_params:

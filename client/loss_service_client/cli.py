@@ -328,6 +328,10 @@ def _grade(client: Client, args: argparse.Namespace) -> None:
         metrics = json.loads(text) if text.startswith("{") else text
     except ValueError as error:
         raise Usage(f"metrics is not JSON: {error}") from None
+    if args.plot is not None:  # before the data goes: a picture needs something to draw
+        from loss_service_client import plots
+
+        plots.check_plottable(metrics)
     names = _names(args.classes)
     target = files.read(args.target, labels=args.task != "regression")
     found = client.grade(
@@ -354,8 +358,6 @@ def _grade(client: Client, args: argparse.Namespace) -> None:
     for warning in found.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.plot is not None:
-        from loss_service_client import plots
-
         drawn = plots.grades(found, args.plot)
         print(f"drew {', '.join(drawn)} into {args.plot}")
 

@@ -37,6 +37,24 @@ def _pyplot() -> Any:
     return plt
 
 
+PLOTTED = ("calibration_error", "auroc", "average_precision", "confusion_matrix")
+NOTHING = "nothing to plot: --plot draws " + ", ".join(PLOTTED)
+
+
+def check_plottable(metrics: Any) -> None:
+    """InvalidCall unless the metrics asked for (names, or {key: {"metric": ...}}) include one
+    that --plot draws; and matplotlib is there."""
+    _pyplot()
+    if isinstance(metrics, str):
+        names = [m.strip() for m in metrics.split(",")]
+    elif isinstance(metrics, dict):
+        names = [str(v.get("metric", k)) if isinstance(v, dict) else k for k, v in metrics.items()]
+    else:
+        names = list(metrics)
+    if not set(names) & set(PLOTTED):
+        raise InvalidCall(NOTHING)
+
+
 def grades(found: Grades, path: Path) -> list[str]:
     """Draws every panel the grades allow into `path` (classes by their names where the
     labels were names); the panels' names."""
@@ -60,10 +78,7 @@ def grades(found: Grades, path: Path) -> list[str]:
         if grade.metric == "confusion_matrix":
             panels.append((f"confusion ({key})", partial(_confusion, grade=grade, classes=classes)))
     if not panels:
-        raise InvalidCall(
-            "nothing to plot: --plot draws calibration_error, auroc, average_precision and"
-            " confusion_matrix"
-        )
+        raise InvalidCall(NOTHING)
     columns = 3 if len(panels) == 3 else min(2, len(panels))
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 5.5 * rows), squeeze=False)

@@ -2,6 +2,7 @@
 finalize, and equal to the whole grade in one request; chunks, files, async, both wires."""
 
 import asyncio
+import importlib.util
 import json
 import subprocess
 import sys
@@ -227,6 +228,20 @@ def test_the_cli_refuses_bad_metrics_in_one_line(url: str, tmp_path: Path) -> No
     )
     assert done.returncode == 2
     assert "metrics is not JSON" in done.stderr
+    if importlib.util.find_spec("matplotlib") is not None:  # refused before the data is read
+        plot = ["--plot", str(tmp_path / "x.png"), "--task", "multiclass", "--input-kind", "logits"]
+        done = subprocess.run(
+            [*run, "accuracy", *plot, "--input", "missing.npy", "--target", "missing.npy"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (done.returncode, done.stderr.strip()) == (
+            2,
+            "loss-client: nothing to plot: --plot draws calibration_error, auroc,"
+            " average_precision, confusion_matrix",
+        )
 
 
 def test_class_names_travel_and_chunks_must_name_the_same_classes(url: str) -> None:

@@ -58,10 +58,12 @@ def _finalize(raw: bytes | bytearray) -> bytes:
     if not isinstance(given, dict) or set(given) != {"states"}:
         raise Invalid.at((), "the body is an object with one field, states", "finalize_body")
     states = given["states"]
-    if not isinstance(states, dict) or not states:
+    if not isinstance(states, dict):
         raise Invalid.at(
             ("states",), "states must be an object of lists of states, by key", "states"
         )
+    if not states:
+        raise Invalid.at(("states",), "states is empty; it needs a key and its states", "too_short")
     grades: dict[str, Any] = {}
     outputs: dict[str, np.ndarray] = {}
     for key, listed in states.items():

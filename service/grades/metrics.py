@@ -67,6 +67,8 @@ class Metric:
     """check(classes, shared, own): rules between its parameters and the data's shape."""
     only: Mapping[str, tuple[Task, ...]] = field(default_factory=dict)
     """Values given for some tasks alone, with those tasks."""
+    signed: frozenset[str] = frozenset()
+    """State arrays that may be negative (means, co-moments); every other is >= 0."""
 
     def values_of(self, task: str) -> tuple[str, ...]:
         """The values it gives for a task."""
@@ -267,6 +269,7 @@ METRICS: dict[str, Metric] = {
             kinds=("predictions",),
             params=NoParams,
             merges=MOMENTS,
+            signed=frozenset(("mean_pred", "mean_target", "comoment")),
             shapes=_sums(
                 "n", "mean_pred", "mean_target", "m2_pred", "m2_target", "comoment", "sse", "sae"
             ),

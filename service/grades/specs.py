@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from pydantic import Field, ValidationError, create_model, field_validator
 
+from service import checks
 from service.errors import Invalid, from_validation_errors
 from service.grades import inputs, states
 from service.grades import values as formulas
@@ -108,7 +109,7 @@ def _data(
     )
 
 
-def _tensors(ranks: range) -> tuple[TensorSpec, ...]:
+def _tensors(ranks: range, regression: bool = False) -> tuple[TensorSpec, ...]:
     return (
         TensorSpec(
             "input",
@@ -117,7 +118,8 @@ def _tensors(ranks: range) -> tuple[TensorSpec, ...]:
             " regression any shape",
             dtype="int or float",
             ranks=ranks,
-            dims=2,
+            dims=1 if regression else 2,
+            datatype="FP32",
         ),
         TensorSpec(
             "target",
@@ -125,6 +127,7 @@ def _tensors(ranks: range) -> tuple[TensorSpec, ...]:
             "(N), (N, L) multilabel; regression input's shape",
             dtype="int or float",
             ranks=ranks,
+            datatype="FP32" if regression else None,
         ),
     )
 
@@ -181,8 +184,12 @@ class GradeSpec(Spec):
         return self.metric
 
     def outputs(self) -> dict[str, int]:
+        """Its values (numbers; one per class with average none), then its state's arrays,
+        with their ranks for the first task it takes (multiclass where it takes it)."""
         m = self._metric()
-        return dict.fromkeys(m.values, 0) | {f"state.{name}": 1 for name in m.merges}
+        task = "multiclass" if "multiclass" in m.tasks else m.tasks[0]
+        shapes = m.shapes(2, {"task": task, "n_bins": 15, "thresholds": 100})
+        return dict.fromkeys(m.values, 0) | {f"state.{n}": len(s) for n, s in shapes.items()}
 
     def produced(self, params: Any, options: Any) -> list[str]:
         metric = self._metric()
@@ -227,7 +234,7 @@ def _metric_spec(metric: Metric) -> GradeSpec:
         name=metric.name,
         summary=metric.summary,
         reference=metric.reference,
-        tensors=_tensors(ranks),
+        tensors=_tensors(ranks, metric.tasks == ("regression",)),
         tensor_params=(SAMPLE_WEIGHT,),
         params=params,
         check=check,
@@ -404,6 +411,15 @@ def read_state(raw: Any) -> formulas.State:
             ("arrays",), f"a {name} state's arrays are: {', '.join(shapes)}", "state_arrays"
         )
     read = {key: _array(key, arrays[key], shape) for key, shape in shapes.items()}
+    for key, array in read.items():
+        if key not in metric.signed:
+            checks.reject_first(
+                f"arrays.{key}",
+                array,
+                array < 0,
+                "is negative; it is a count or a sum of squares, >= 0",
+                "state_negative",
+            )
     return formulas.State(name, settings.model_dump() | {"num_classes": _settled(classes)}, read)
 
 
@@ -435,7 +451,7 @@ def finalize(states: list[formulas.State]) -> Grade:
         if state.metric != first.metric:
             raise Invalid.at(
                 (index, "metric"),
-                f"a {state.metric} state cannot merge with a {first.metric} state",
+                f"a state of {state.metric} cannot merge with one of {first.metric}",
                 "state_mismatch",
             )
         differ = [k for k in first.settings if state.settings[k] != first.settings[k]]

@@ -56,8 +56,14 @@ def stat_scores(batch: Batch, top_k: int = 1) -> State:
     support = _count(target, w, c)
     predicted = _count(chosen.reshape(-1), None if w is None else w.repeat_interleave(top_k), c)
     total = support.sum()
-    fp, fn = predicted - tp, support - tp
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": total - tp - fp - fn}
+    fp, fn = _less(predicted, tp), _less(support, tp)
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": _less(total, tp + fp + fn)}
+
+
+def _less(whole: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """whole - part of weights summed apart: never below 0 (weighted sums in other orders
+    can round to -1e-16, which a state may not hold)."""
+    return (whole - part).clamp_(min=0)
 
 
 def confusion(batch: Batch) -> State:
@@ -166,7 +172,7 @@ def curves(batch: Batch, thresholds: torch.Tensor) -> State:
             every += _count(keys.reshape(-1), None if w is None else w.reshape(-1), size)
             hits = target.bool()
             positive += _count(keys[hits], None if w is None else w[hits], size)
-    positive, negative = positive.reshape(c, -1), (every - positive).reshape(c, -1)
+    positive, negative = positive.reshape(c, -1), _less(every, positive).reshape(c, -1)
     # bin b holds the probabilities at or above b thresholds: >= threshold j for every b > j
     tp = positive.flip(1).cumsum(1).flip(1)[:, 1:]
     fp = negative.flip(1).cumsum(1).flip(1)[:, 1:]

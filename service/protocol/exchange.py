@@ -52,7 +52,8 @@ def metadata(spec: Spec) -> ModelMetadata:
     """Inputs: the tensors, then the optional tensor parameters; outputs: every result the
     model can give. Shapes show the usual batched rank (TensorSpec.dims), all dimensions -1."""
     inputs = [
-        MetadataTensor(t.name, METADATA_DATATYPE[t.dtype], [-1] * t.dims) for t in spec.tensors
+        MetadataTensor(t.name, t.datatype or METADATA_DATATYPE[t.dtype], [-1] * t.dims)
+        for t in spec.tensors
     ]
     inputs += [MetadataTensor(p.name, "FP32", [-1] * p.dims) for p in spec.tensor_params]
     outputs = [

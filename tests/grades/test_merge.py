@@ -166,6 +166,12 @@ def test_states_of_other_settings_are_refused(client: TestClient) -> None:
             "num_classes is required in a state's settings",
             "missing",
         ),
+        (
+            lambda s: s | {"arrays": s["arrays"] | {"tp": [1, -5, 1]}},
+            ["arrays.tp", 1],
+            "arrays.tp[1] = -5.0 is negative; it is a count or a sum of squares, >= 0",
+            "state_negative",
+        ),
         (  # found by schemathesis: a 500 once
             lambda s: s | {"metric": {}},
             ["metric"],
@@ -193,7 +199,7 @@ def test_a_finalize_body_that_is_not_states(client: TestClient) -> None:
         "detail"
     ].startswith("the body is not JSON")
     body = problem(client.post("/v1/grades/finalize", json={"states": {}}), 422)
-    assert body["detail"] == "states must be an object of lists of states, by key"
+    assert body["detail"] == "states is empty; it needs a key and its states"
     body = problem(client.post("/v1/grades/finalize", json={"states": {"a": []}}), 422)
     assert body["detail"] == "states.a is empty"
 

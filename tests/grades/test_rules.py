@@ -349,6 +349,14 @@ def test_the_catalogue_and_the_v2_model_derive_from_the_declaration(client: Test
         "state.negatives",
     ]
     assert {o["datatype"] for o in metadata["outputs"]} == {"FP64"}
+    assert [(i["name"], i["datatype"], i["shape"]) for i in metadata["inputs"]] == [
+        ("input", "FP32", [-1, -1]),
+        ("target", "INT64", [-1]),
+        ("sample_weight", "FP32", [-1]),
+    ]
+    assert [o["shape"] for o in metadata["outputs"]] == [[], [-1, -1], [-1, -1], [-1], [-1]]
+    regression = client.get("/v2/models/regression").json()
+    assert [i["datatype"] for i in regression["inputs"]] == ["FP32", "FP32", "FP32"]
 
 
 def test_v2_and_a_batch_item_answer_as_v1(client: TestClient) -> None:
