@@ -112,14 +112,13 @@ def _reliability(ax: Any, grade: Any) -> None:
     accuracy = correct[kept] / count[kept]
     confidence = confident[kept] / count[kept]
     left = lower[kept]
-    ax.bar(
-        left, accuracy, width, align="edge", color="#4C72B0", edgecolor="white", label="accuracy"
-    )
+    # binary: the positive class's probability against the share of positives
+    binary = grade.state["settings"]["task"] == "binary"
+    observed = "share positive" if binary else "accuracy"
+    above, below = ("too high", "too low") if binary else ("over-confident", "under-confident")
+    ax.bar(left, accuracy, width, align="edge", color="#4C72B0", edgecolor="white", label=observed)
     over = confidence > accuracy
-    for mask, color, label in (
-        (over, "#C44E52", "over-confident"),
-        (~over, "#55A868", "under-confident"),
-    ):
+    for mask, color, label in ((over, "#C44E52", above), (~over, "#55A868", below)):
         if mask.any():
             ax.bar(
                 left[mask],
@@ -133,7 +132,8 @@ def _reliability(ax: Any, grade: Any) -> None:
                 edgecolor=color,
                 label=label,
             )
-    ax.hlines(confidence, left, left + width, color="black", lw=1.5, label="mean confidence")
+    mean = "mean probability" if binary else "mean confidence"
+    ax.hlines(confidence, left, left + width, color="black", lw=1.5, label=mean)
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
     share = count[kept] / max(count.sum(), 1)
     for x, part in zip(left, share, strict=True):
@@ -161,8 +161,9 @@ def _reliability(ax: Any, grade: Any) -> None:
     ax.set(
         xlim=(0, 1),
         ylim=(0, 1),
-        xlabel="confidence (at each bar's foot: its share of the samples)",
-        ylabel="accuracy",
+        xlabel=f"{'probability of the positive class' if binary else 'confidence'}"
+        " (at each bar's foot: its share of the samples)",
+        ylabel=observed,
     )
     ax.legend(loc="upper left", bbox_to_anchor=(0, 0.8), fontsize=8)
 
