@@ -170,8 +170,10 @@ def _matthews(matrix: np.ndarray) -> np.ndarray:
     total, correct = matrix.sum(), np.trace(matrix)
     predicted, actual = matrix.sum(0), matrix.sum(1)
     covariance = correct * total - (predicted * actual).sum()
-    scale = np.sqrt((total**2 - (predicted**2).sum()) * (total**2 - (actual**2).sum()))
-    return _divide(covariance, scale)
+    # each factor is >= 0, 0 where every sample has one prediction (or one target); weighted
+    # sums can round it to -1e-16, whose root would be NaN
+    spread = max(total**2 - (predicted**2).sum(), 0.0) * max(total**2 - (actual**2).sum(), 0.0)
+    return _divide(covariance, np.sqrt(spread))
 
 
 # calibration

@@ -86,7 +86,8 @@ def test_regression_merged_even_with_a_large_offset(client: TestClient, seed, n,
         "values"
     ]
     for name, found in whole.items():
-        assert parts[name] == pytest.approx(found, rel=1e-9), name
+        # y ~ 1e6 holds 1e-10 absolute: R2 near 0 amplifies it, hence an absolute floor
+        assert parts[name] == pytest.approx(found, rel=1e-9, abs=1e-8), name
 
 
 def test_a_single_state_finalises_to_its_own_answer(client: TestClient) -> None:

@@ -340,3 +340,24 @@ def test_regression(client: TestClient, seed, n, offset) -> None:
     covariance = np.cov(x, y, aweights=w)
     pearson = covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1])
     assert value(found, "pearson") == pytest.approx(pearson, rel=1e-9)
+
+
+def test_mcc_where_every_prediction_is_one_class(client: TestClient) -> None:
+    """Found by `make fuzz`: weighted sums rounded a zero spread to -5e-13, and its root was
+    NaN: null in the answer, and a 500 where warnings are errors."""
+    rng = np.random.default_rng(180)  # a seed whose spread rounds below 0
+    w = rng.uniform(0.1, 3.0, 40)
+    y = rng.integers(0, 3, 40)
+    p = np.tile([0.9, 0.05, 0.05], (40, 1))
+    found = grades(
+        client,
+        ["confusion_matrix"],
+        input=p,
+        target=y,
+        sample_weight=w,
+        task="multiclass",
+        input_kind="probabilities",
+    )["confusion_matrix"]
+    # 0 where every prediction is one class, as scikit-learn defines it (whose own weighted
+    # sums round into the same NaN on this seed)
+    assert value(found, "matthews_corrcoef") == 0.0
