@@ -223,6 +223,11 @@ def class_indices(
     whole numbers (labels stored as 2.0)."""
     array = held.array
     given = tuple(str(c) for c in classes) if classes is not None else None
+    if given is not None and len(set(given)) < len(given):
+        twice = next(c for c in given if given.count(c) > 1)
+        raise InvalidCall(
+            f"classes names '{twice}' {given.count(twice)} times; each class has one name"
+        )
     if held.classes is not None:  # categories: their codes, in the order of `given` if any
         if given is None:
             return array, held.classes

@@ -158,11 +158,14 @@ def _groups(
     group: list[p.Request] = []
     for index, chunk in enumerate(chunks):
         found, names = call(entry, chunk, parameters, classes)
-        if index == 0:
+        if found.tensors["input"].size == 0:  # an empty chunk (a filtered batch) adds nothing
+            continue
+        if not named:
             named.append(names)
         elif names != named[0]:  # indices of other names would merge as the same classes
             raise InvalidCall(
-                f"the labels of chunk {index} name other classes than the first chunk's"
+                f"the labels of chunk {index} (counting from 0) name other classes than the"
+                " first chunk's"
                 f" ({_difference(names, named[0])}): give every class's name, in order, as"
                 " classes="
             )

@@ -118,7 +118,10 @@ def _reliability(ax: Any, grade: Any) -> None:
     above, below = ("too high", "too low") if binary else ("over-confident", "under-confident")
     ax.bar(left, accuracy, width, align="edge", color="#4C72B0", edgecolor="white", label=observed)
     over = confidence > accuracy
-    for mask, color, label in ((over, "#C44E52", above), (~over, "#55A868", below)):
+    # over-confidence lies above the bar, on white; under-confidence inside it, on blue,
+    # where only a nearly opaque fill keeps the legend's colour
+    gaps = ((over, "#E8A0A2", "#C44E52", above), (~over, "#8FD19E", "#3E8E50", below))
+    for mask, color, edge, label in gaps:
         if mask.any():
             ax.bar(
                 left[mask],
@@ -127,16 +130,16 @@ def _reliability(ax: Any, grade: Any) -> None:
                 bottom=np.minimum(confidence, accuracy)[mask],
                 align="edge",
                 color=color,
-                alpha=0.35,
+                alpha=0.9,
                 hatch="//",
-                edgecolor=color,
+                edgecolor=edge,
                 label=label,
             )
     mean = "mean probability" if binary else "mean confidence"
     ax.hlines(confidence, left, left + width, color="black", lw=1.5, label=mean)
     ax.plot([0, 1], [0, 1], "--", color="grey", lw=1, label="perfect calibration")
     share = count[kept] / max(count.sum(), 1)
-    for x, part in zip(left, share, strict=True):
+    for x, part, height in zip(left, share, np.minimum(accuracy, confidence), strict=True):
         if part >= 0.005:
             ax.text(
                 x + width / 2,
@@ -146,7 +149,7 @@ def _reliability(ax: Any, grade: Any) -> None:
                 ha="center",
                 va="bottom",
                 fontsize=6.5,
-                color="white",
+                color="white" if height > 0.12 else "#333333",
             )
     values = grade.values
     ax.text(
@@ -189,14 +192,35 @@ def _curve(ax: Any, grade: Any, which: str, classes: Any) -> None:
     ax.legend(loc="lower right" if which == "roc" else "best", fontsize=8)
 
 
+def _labels(ax: Any, grade: Any, classes: Any) -> None:
+    """Multilabel: each label's F1 as a bar (the weakest PAIRS labels, weakest at the top), its
+    precision and recall as marks."""
+    table = grade.tables["per_class"]
+    f1 = np.asarray(table["f1"], dtype=float)
+    order = np.argsort(f1, kind="stable")[:PAIRS][::-1]
+    rows = np.arange(len(order))
+    ax.barh(rows, f1[order], color="#4C72B0", label="F1")
+    ax.plot(
+        np.asarray(table["precision"])[order], rows, "o", color="#C44E52", ms=4, label="precision"
+    )
+    ax.plot(np.asarray(table["recall"])[order], rows, "s", color="#55A868", ms=4, label="recall")
+    ax.set_yticks(rows, [_name(classes, int(i)) for i in order], fontsize=8)
+    ax.set(xlim=(0, 1.3), xlabel="per label (the weakest at the top)")  # room for the legend
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.legend(loc="lower right", fontsize=8)
+
+
 def _name(classes: Any, index: int) -> str:
     return str(classes[index]) if classes is not None else f"class {index}"
 
 
 def _confusion(ax: Any, grade: Any, classes: Any) -> None:
+    """A heat map of each row's shares up to MATRIX_CLASSES classes, the most confused pairs
+    beyond; multilabel (a 2 x 2 matrix per label), each label's precision, recall and F1."""
     matrix = np.asarray(grade.state["arrays"]["matrix"], dtype=float)
-    if matrix.ndim == 3:  # multilabel: per label [[tn, fp], [fn, tp]]
-        matrix = matrix.sum(0)
+    if matrix.ndim == 3:
+        _labels(ax, grade, classes)
+        return
     c = len(matrix)
     names = (
         [str(n) for n in classes]
@@ -209,7 +233,10 @@ def _confusion(ax: Any, grade: Any, classes: Any) -> None:
         image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         ax.figure.colorbar(image, ax=ax, fraction=0.046, label="share of the row (recall)")
         ticks = np.arange(c)
-        ax.set_xticks(ticks, names, rotation=90 if c > 10 else 0, fontsize=8)
+        long = c > 10 or max(map(len, names)) > 4
+        ax.set_xticks(
+            ticks, names, rotation=60 if long else 0, ha="right" if long else "center", fontsize=8
+        )
         ax.set_yticks(ticks, names, fontsize=8)
         if c <= 12:
             for i in range(c):

@@ -254,7 +254,22 @@ def test_class_names_travel_and_chunks_must_name_the_same_classes(url: str) -> N
         parts = [(LOGITS[:6], list(names)), (LOGITS[6:12], other)]
         with pytest.raises(InvalidCall) as refused:
             client.grade(["accuracy"], chunks=parts, **KIND)
+        with pytest.raises(InvalidCall) as twice:
+            client.grade(
+                ["accuracy"],
+                input=LOGITS,
+                target=names[LABELS],
+                classes=[*names[:5], "ant"],
+                **KIND,
+            )
+        empty = [(LOGITS[:0], LABELS[:0]), (LOGITS, LABELS), (LOGITS[:0], LABELS[:0])]
+        skipped = client.grade(["accuracy"], chunks=empty, **KIND)
+        assert (
+            skipped["accuracy"].values
+            == client.grade(["accuracy"], input=LOGITS, target=LABELS, **KIND)["accuracy"].values
+        )
+    assert str(twice.value) == "classes names 'ant' 2 times; each class has one name"
     assert str(refused.value) == (
-        "the labels of chunk 1 name other classes than the first chunk's (gnu here; fox not):"
-        " give every class's name, in order, as classes="
+        "the labels of chunk 1 (counting from 0) name other classes than the first chunk's"
+        " (gnu here; fox not): give every class's name, in order, as classes="
     )

@@ -72,11 +72,20 @@ def supports(
         )
 
 
-def check(arrays: Arrays, shared: Shared) -> None:
-    """The rules of the task and the input kind for the tensors: once for every metric."""
+def check(arrays: Arrays, shared: Shared, dtype: str) -> Arrays:
+    """The rules of the task and the input kind for the tensors, once for every metric; the
+    arrays with integer scores (logits or probabilities written as 0 and 1) and integer
+    regression data as floats of the computation's dtype."""
     input, target = arrays["input"], arrays["target"]
     if shared.task == "regression":
         checks.same_shape("target", target, "input", input.shape)
+        if shared.ignore_index is not None:
+            raise Invalid.at(
+                ("ignore_index",),
+                "ignore_index leaves out class labels; regression targets are values, and"
+                " none is left out (drop such samples, or give them sample_weight 0)",
+                "ignore_index_regression",
+            )
     elif shared.task == "multiclass":
         _multiclass(input, target, shared)
     else:
@@ -91,6 +100,11 @@ def check(arrays: Arrays, shared: Shared) -> None:
                 "shape_mismatch",
             )
         checks.at_least_zero("sample_weight", weight, "a sample's weight")
+    floats = {"input"} if shared.input_kind != "predictions" else set()
+    floats |= {"input", "target"} if shared.task == "regression" else set()
+    return arrays | {
+        name: arrays[name].astype(dtype) for name in floats if arrays[name].dtype.kind != "f"
+    }
 
 
 def _multiclass(input: np.ndarray, target: np.ndarray, shared: Shared) -> None:
@@ -141,6 +155,13 @@ def _labels(input: np.ndarray, target: np.ndarray, shared: Shared) -> None:
         _rank(input, 1, "(N) for binary")
     else:
         _rank(input, 2, "(N, L) for multilabel")
+        if input.shape[1] < 2:
+            raise Invalid.at(
+                ("input",),
+                f"input has {input.shape[1]} label; multilabel needs 2 or more (one label is"
+                " task binary, with input and target (N))",
+                "too_few_labels",
+            )
     checks.same_shape("target", target, "input", input.shape)
     kept = target != shared.ignore_index if shared.ignore_index is not None else True
     rule = "is not a label, 0 or 1" + (

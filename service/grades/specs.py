@@ -206,11 +206,12 @@ def _metric_spec(metric: Metric) -> GradeSpec:
     params = create_model(f"{camel(metric.name)}Params", __base__=(Shared, metric.params))
     ranks = range(1, MAX_RANK + 1) if metric.tasks == ("regression",) else range(1, 3)
 
-    def check(arrays: Arrays, p: Any, o: Options) -> None:
+    def check(arrays: Arrays, p: Any, o: Options) -> Arrays:
         shared = _shared(p)
         inputs.supports(shared, metric.name, metric.tasks, metric.kinds)
-        inputs.check(arrays, shared)
+        checked = inputs.check(arrays, shared, o.dtype)
         metric.check(inputs.classes(arrays, shared), shared, _own(metric, p))
+        return checked
 
     def call(
         input: torch.Tensor,
@@ -310,17 +311,18 @@ def _invalid(error: ValidationError, *prefix: str) -> Invalid:
     return from_validation_errors([{**e, "loc": (*prefix, *e["loc"])} for e in errors])
 
 
-def _check_grades(arrays: Arrays, p: Any, o: Options) -> None:
+def _check_grades(arrays: Arrays, p: Any, o: Options) -> Arrays:
     shared = _shared(p)
     metrics = plan(p)
     for metric, _ in metrics.values():
         inputs.supports(shared, metric.name, metric.tasks, metric.kinds)
-    inputs.check(arrays, shared)
+    checked = inputs.check(arrays, shared, o.dtype)
     for key, (metric, own) in metrics.items():
         try:
             metric.check(inputs.classes(arrays, shared), shared, own)
         except Invalid as error:
             raise error.under("metrics", key) from None
+    return checked
 
 
 def _call_grades(

@@ -187,11 +187,7 @@ def curves(batch: Batch, thresholds: torch.Tensor) -> State:
 def moments(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> State:
     """Regression: the weight n, the weighted means of predictions and targets, their centred
     second moments and co-moment, and the weighted sums of squared and absolute errors (from
-    mse_loss and l1_loss). A weight per sample weighs each element of its row. Integers
-    (counts, ratings) are taken as floats of the other tensor's dtype (float64 if both are)."""
-    floats = [t.dtype for t in (input, target) if t.is_floating_point()]
-    dtype = floats[0] if floats else F64
-    input, target = input.to(dtype), target.to(dtype)
+    mse_loss and l1_loss). A weight per sample weighs each element of its row."""
     x, y = input.to(F64).reshape(input.shape[0], -1), target.to(F64).reshape(input.shape[0], -1)
     w = torch.ones_like(x) if weight is None else weight.to(F64).unsqueeze(1).expand_as(x)
     n = w.sum()

@@ -239,6 +239,28 @@ def refused(
             "target has shape (1,) but input has shape (2,); they must be equal",
             "shape_mismatch",
         ),
+        (
+            "accuracy",
+            {"task": "multilabel", "input": [[0.3], [0.1]], "target": [[1], [0]]},
+            ["input"],
+            "input has 1 label; multilabel needs 2 or more (one label is task binary, with"
+            " input and target (N))",
+            "too_few_labels",
+        ),
+        (
+            "regression",
+            {
+                "task": "regression",
+                "input_kind": "predictions",
+                "input": [1.0, 2.0],
+                "target": [2.0, -100.0],
+                "ignore_index": -100,
+            },
+            ["ignore_index"],
+            "ignore_index leaves out class labels; regression targets are values, and none is"
+            " left out (drop such samples, or give them sample_weight 0)",
+            "ignore_index_regression",
+        ),
     ],
 )
 def test_a_rule_broken(
@@ -413,3 +435,21 @@ def test_v2_answers_what_the_task_gives(client: TestClient) -> None:
         assert answer.status_code == 200, answer.text
         names = [o["name"].removeprefix("confusion_matrix.") for o in answer.json()["outputs"]]
         assert names == ["precision", "recall", "f1", "state.matrix"]
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_integer_scores_are_taken_as_floats(client: TestClient, task: str) -> None:
+    """One-hot probabilities and whole-number logits, as users write them: a 500 once (torch's
+    softmax and log loss take no integers)."""
+    metrics = ["accuracy", "calibration_error", "brier_score", "log_loss", "auroc"]
+    if task == "multiclass":
+        scores, target = [[0, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]], [1, 2, 0, 0]
+    else:
+        scores, target = [0, 1, 1, 0], [0, 1, 0, 0]
+    for kind in ("logits", "probabilities"):
+        body = {"input": scores, "target": target, "task": task, "input_kind": kind}
+        as_ints = client.post("/v1/grades", json=body | {"metrics": metrics})
+        floats = np.asarray(scores, dtype=float).tolist()
+        as_floats = client.post("/v1/grades", json=body | {"metrics": metrics, "input": floats})
+        assert as_ints.status_code == 200, as_ints.text
+        assert as_ints.json() == as_floats.json()
