@@ -75,15 +75,14 @@ class Grades(Mapping[str, Grade]):
 
 
 def _plain(value: Any) -> Any:
+    """Tables and values as JSON values: NaN (an empty bin's mean) as null, at any depth."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
-        return (
-            [None if isinstance(v, float) and v != v else v for v in value.tolist()]
-            if value.ndim == 1
-            else value.tolist()
-        )
-    return value
+        found = value.astype(object)
+        found[np.isnan(value)] = None
+        return found.tolist()
+    return None if isinstance(value, float) and value != value else value
 
 
 def parameters(metrics: Metrics, options: dict[str, Any]) -> dict[str, Any]:
@@ -268,11 +267,7 @@ def finished(answer: p.Answer, requests: int) -> Grades:
 
 
 def _array(value: Any) -> Any:
+    """A JSON value as numpy (null: NaN, as numpy reads None into a float array)."""
     if isinstance(value, list):
-        return np.asarray(
-            [np.nan if v is None else v for v in value]
-            if value and not isinstance(value[0], list)
-            else value,
-            dtype=float,
-        )
+        return np.asarray(value, dtype=float)
     return float("nan") if value is None else value

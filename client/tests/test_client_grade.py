@@ -273,3 +273,20 @@ def test_class_names_travel_and_chunks_must_name_the_same_classes(url: str) -> N
         "the labels of chunk 1 (counting from 0) name other classes than the first chunk's"
         " (gnu here; fox not): give every class's name, in order, as classes="
     )
+
+
+def test_the_report_is_strict_json_where_a_value_is_undefined(url: str) -> None:
+    """Every target ignored: accuracy and the reliability table's means are NaN, which the
+    report writes as null (json.dumps wrote NaN, which is not JSON)."""
+    with Client(url, progress=False) as client:
+        found = client.grade(
+            ["accuracy", "calibration_error"],
+            input=LOGITS[:10],
+            target=np.full(10, -1),
+            ignore_index=-1,
+            **KIND,
+        )
+    assert np.isnan(found["accuracy"].values["accuracy"])
+    report = json.loads(json.dumps(found.report(), allow_nan=False))
+    assert report["grades"]["accuracy"]["values"] == {"accuracy": None}
+    assert report["grades"]["calibration_error"]["tables"]["reliability"]["accuracy"][0] is None

@@ -37,20 +37,12 @@ class Batch:
     classes: int
     """C, or L."""
 
-    def weights(self) -> torch.Tensor:
-        """The weights, ones where none were given: of target's shape."""
-        if self.weight is not None:
-            return self.weight
-        return torch.ones(self.target.shape, dtype=torch.float64, device=self.target.device)
 
-
-def classes(arrays: Arrays, shared: Shared) -> int:
-    """C (multiclass) or L (multilabel), 1 for binary, 0 for regression."""
-    if shared.task == "multiclass":
-        input = arrays["input"]
+def classes(input: np.ndarray | torch.Tensor, shared: Shared) -> int:
+    """C (multiclass: input's columns, or num_classes for predictions) or L (multilabel), 1
+    for binary, 0 for regression."""
+    if shared.task in ("multiclass", "multilabel"):
         return int(input.shape[1]) if input.ndim == 2 else int(shared.num_classes or 0)
-    if shared.task == "multilabel":
-        return int(arrays["input"].shape[1])
     return 1 if shared.task == "binary" else 0
 
 
@@ -135,7 +127,7 @@ def _multiclass(input: np.ndarray, target: np.ndarray, shared: Shared) -> None:
         if shared.input_kind == "probabilities":
             _probabilities(input, rows=True)
     checks.same_shape("target", target, "one class index per sample", input.shape[:1])
-    _indices("target", target, classes({"input": input}, shared), shared.ignore_index)
+    _indices("target", target, classes(input, shared), shared.ignore_index)
 
 
 def _indices(name: str, array: np.ndarray, classes: int, ignore_index: int | None) -> None:
@@ -227,8 +219,8 @@ def prepare(
         else:
             scores = torch.softmax(input, 1) if logits is not None else input
             predicted = scores.argmax(1)
-        classes = int(shared.num_classes or input.shape[1])
-        return Batch("multiclass", scores, predicted, target, weight, logits, classes)
+        found = classes(input, shared)
+        return Batch("multiclass", scores, predicted, target, weight, logits, found)
     if input.ndim == 1:  # binary: one label
         input, target = input.unsqueeze(1), target.unsqueeze(1)
         logits = None if logits is None else input

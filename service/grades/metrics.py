@@ -124,16 +124,13 @@ def _top_k(classes: int, shared: Any, own: Any) -> None:
         )
 
 
-def _thresholds(data: Data) -> Callable[[int | list[float]], torch.Tensor]:
+def _thresholds(data: Data, given: int | list[float]) -> torch.Tensor:
+    """The curve thresholds in the scores' dtype (torch.linspace for a count, as torchmetrics)."""
     scores = data.batch.scores
     assert scores is not None
-
-    def make(given: int | list[float]) -> torch.Tensor:
-        if isinstance(given, int):
-            return torch.linspace(0, 1, given, dtype=scores.dtype, device=scores.device)
-        return torch.tensor(given, dtype=scores.dtype, device=scores.device)
-
-    return make
+    if isinstance(given, int):
+        return torch.linspace(0, 1, given, dtype=scores.dtype, device=scores.device)
+    return torch.tensor(given, dtype=scores.dtype, device=scores.device)
 
 
 def _curves_metric(name: str, summary: str, reference: str, finalize: values.Finalize) -> Metric:
@@ -147,7 +144,7 @@ def _curves_metric(name: str, summary: str, reference: str, finalize: values.Fin
         params=CurveParams,
         merges=dict.fromkeys(("tp", "fp", "positives", "negatives"), "sum"),
         shapes=_curves,
-        state=lambda data, own: states.curves(data.batch, _thresholds(data)(own.thresholds)),
+        state=lambda data, own: states.curves(data.batch, _thresholds(data, own.thresholds)),
         finalize=finalize,
         values=(name,),
         passes=8,

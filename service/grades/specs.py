@@ -158,7 +158,7 @@ def _cost(metrics: list[tuple[Metric, Params]], arrays: Arrays, params: Any, opt
     but many classes (predictions with num_classes 10**6) pays for its (C, C) matrix."""
     shared = _shared(params)
     elements = arrays["input"].size
-    classes = inputs.classes(arrays, shared)
+    classes = inputs.classes(arrays["input"], shared)
     state = sum(
         math.prod(shape)
         for metric, own in metrics
@@ -210,7 +210,7 @@ def _metric_spec(metric: Metric) -> GradeSpec:
         shared = _shared(p)
         inputs.supports(shared, metric.name, metric.tasks, metric.kinds)
         checked = inputs.check(arrays, shared, o.dtype)
-        metric.check(inputs.classes(arrays, shared), shared, _own(metric, p))
+        metric.check(inputs.classes(arrays["input"], shared), shared, _own(metric, p))
         return checked
 
     def call(
@@ -221,7 +221,7 @@ def _metric_spec(metric: Metric) -> GradeSpec:
     ) -> Graded:
         given = params.model_validate(p)
         shared = _shared(given)
-        classes = _classes(input, shared)
+        classes = inputs.classes(input, shared)
         grade = _grade(
             metric,
             _data(input, target, sample_weight, shared),
@@ -243,14 +243,6 @@ def _metric_spec(metric: Metric) -> GradeSpec:
         call=call,
         metric=metric,
     )
-
-
-def _classes(input: torch.Tensor, shared: Shared) -> int:
-    if shared.task == "regression":
-        return 0
-    if shared.task == "binary":
-        return 1
-    return int(shared.num_classes or input.shape[1])
 
 
 # several metrics in one pass
@@ -319,7 +311,7 @@ def _check_grades(arrays: Arrays, p: Any, o: Options) -> Arrays:
     checked = inputs.check(arrays, shared, o.dtype)
     for key, (metric, own) in metrics.items():
         try:
-            metric.check(inputs.classes(arrays, shared), shared, own)
+            metric.check(inputs.classes(arrays["input"], shared), shared, own)
         except Invalid as error:
             raise error.under("metrics", key) from None
     return checked
@@ -330,7 +322,7 @@ def _call_grades(
 ) -> Graded:
     given = GradesParams.model_validate(p)
     shared = _shared(given)
-    data, classes = _data(input, target, sample_weight, shared), _classes(input, shared)
+    data, classes = _data(input, target, sample_weight, shared), inputs.classes(input, shared)
     grades = {
         key: _grade(metric, data, shared, own, classes)
         for key, (metric, own) in plan(given).items()

@@ -92,11 +92,13 @@ def calibration(batch: Batch, n_bins: int) -> State:
         w = None if batch.weight is None else batch.weight[:, 0]
     edges = torch.linspace(0, 1, n_bins + 1, dtype=confidence.dtype, device=confidence.device)
     bins = torch.bucketize(confidence, edges, right=True) - 1
-    weight = torch.ones_like(confidence, dtype=F64) if w is None else w
+    confident, right = confidence.to(F64), correct.to(F64)
+    if w is not None:
+        confident, right = w * confident, w * right
     return {
         "count": _count(bins, w, n_bins + 1),
-        "confidence": _count(bins, weight * confidence.to(F64), n_bins + 1),
-        "correct": _count(bins, weight * correct.to(F64), n_bins + 1),
+        "confidence": _count(bins, confident, n_bins + 1),
+        "correct": _count(bins, right, n_bins + 1),
     }
 
 

@@ -236,8 +236,8 @@ def _rates(state: State) -> Arrays:
     tp, fp = a["tp"].T, a["fp"].T
     positives, negatives = a["positives"][:, None], a["negatives"][:, None]
     return {
-        "tpr": _divide(tp, positives + 0 * tp),
-        "fpr": _divide(fp, negatives + 0 * fp),
+        "tpr": _divide(tp, positives),
+        "fpr": _divide(fp, negatives),
         "precision": _divide(tp, tp + fp),
     }
 
