@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 import tritonclient.grpc as triton_grpc
 import tritonclient.grpc.aio as triton_grpc_aio
+from tritonclient.utils import InferenceServerException
 
 from service.kinds import MODELS
 from tests.e2e.conftest import GRPC
@@ -296,3 +297,35 @@ def test_label_quality_against_cleanlab(server: str) -> None:
         expected = get_label_quality_scores(target, probabilities, method=method)
         np.testing.assert_allclose(result.as_numpy(method), expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(result.as_numpy("predicted"), x.argmax(1))
+
+
+@pytest.mark.parametrize(
+    ("model", "parameters", "message"),
+    [
+        (
+            "grades",
+            {"metrics": '{"a": {"metric": "acuracy"}}'},
+            "unknown metric 'acuracy'; known: accuracy, confusion_matrix, calibration_error,"
+            " brier_score, log_loss, auroc, average_precision, regression",
+        ),
+        (
+            "brier_score",
+            {"input_kind": "probabilities"},
+            "input[0] sums to 25; each row of probabilities must sum to 1 (within 0.001): send"
+            " logits with input_kind logits",
+        ),
+    ],
+)
+def test_a_grade_refused_over_grpc_with_a_large_message(
+    server: str, model: str, parameters: dict[str, Any], message: str
+) -> None:
+    """tritonclient.grpc on a refusal path, with 4 MB of scores: INVALID_ARGUMENT in /v1's
+    words, naming the field and the rule."""
+    x, target = np.full((20_000, 50), 0.5, np.float32), RNG.integers(0, 50, 20_000)
+    sent = {"task": "multiclass", "input_kind": "logits"} | parameters
+    inputs = [grpc_input("input", x), grpc_input("target", target)]
+    client = triton_grpc.InferenceServerClient(GRPC[server])
+    with client, pytest.raises(InferenceServerException) as refused:
+        client.infer(model, inputs, parameters=sent)
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert refused.value.message() == message
